@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Build handoff for x86_64-pc-windows-gnu (msvcrt.dll, as MinGW-w64 links it) and run the whole
+# test suite under Wine. Needs root for the one-time apt install; everything else lives under
+# target/wine/ (or $HANDOFF_WINE_DIR).
+#
+#   bash ci/windows-test.sh [extra cargo test args, e.g. --test crt]
+#
+# Facts and traps behind each step: ../shared/notes/windows-under-wine.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+W=${HANDOFF_WINE_DIR:-$PWD/target/wine}
+T=x86_64-pc-windows-gnu
+mkdir -p "$W"
+SECONDS=0
+
+# 1. Packages: Debian's rustc-web/cargo-web 1.96 with the std sources (rustup's toolchain has no
+#    Windows std and cannot fetch one), the MinGW-w64 linker and CRT import libraries, Wine 8.
+packages=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64 wine)
+if ! dpkg-query -W -f='${Status}\n' "${packages[@]}" 2>/dev/null | grep -qv "install ok installed" &&
+   [ "$(dpkg-query -W -f='${Status}\n' "${packages[@]}" 2>/dev/null | wc -l)" -eq "${#packages[@]}" ]; then
+    echo "[windows] packages present"
+else
+    echo "[windows] installing ${packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+# 2. Environment: /usr/bin first so Debian's cargo 1.96 wins over rustup's proxies;
+#    RUSTC_BOOTSTRAP lets it build std from source (-Zbuild-std).
+export PATH=/usr/bin:/bin:$PATH
+export RUSTC_BOOTSTRAP=1
+export CARGO_TARGET_DIR=$W/target
+export WINEPREFIX=$W/prefix WINEDEBUG=-all
+# No Mono/Gecko prompts; a crash on any thread is a non-zero exit (Wine's default handler may
+# otherwise exit 0).
+export WINEDLLOVERRIDES="mscoree,mshtml=;winedbg.exe=d"
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+
+# 3. Wine prefix, plus a bcryptprimitives.dll that exports ProcessPrng (Rust >= 1.78 std imports
+#    it; Wine 8.0 lacks it and every .exe would exit 53 without a word).
+[ -d "$WINEPREFIX/drive_c/windows/system32" ] || wineboot -i >/dev/null 2>&1
+stub=$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll
+if [ ! -s "$stub" ] || ! grep -q ProcessPrng "$stub"; then
+    cat > "$W/bcryptprimitives.c" <<'C'
+#include <windows.h>
+BOOLEAN WINAPI SystemFunction036(PVOID buf, ULONG len); /* RtlGenRandom (advapi32) */
+__declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE p, SIZE_T n) {
+    while (n) { ULONG k = n > 0x7fffffff ? 0x7fffffff : (ULONG)n;
+                if (!SystemFunction036(p, k)) return FALSE; p += k; n -= k; }
+    return TRUE;
+}
+C
+    x86_64-w64-mingw32-gcc -O2 -shared -s -o "$stub" "$W/bcryptprimitives.c" -ladvapi32
+fi
+echo "[windows] toolchain and prefix ready at ${SECONDS}s"
+
+# 4. Build (warnings are errors, as on Unix) and test. One test thread: the C runtime's
+#    descriptor table is process-wide, and the tests count the process's handles.
+RUSTFLAGS="-D warnings" cargo test -Zbuild-std --target "$T" --workspace "$@" -- --test-threads=1
+echo "[windows] tests passed under Wine at ${SECONDS}s"

@@ -1,0 +1,63 @@
+//! Unix: the C-runtime descriptor is the kernel fd.
+
+use std::ffi::c_int;
+use std::io;
+use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+
+use super::Access;
+
+/// The fd is already the descriptor; `Append` sets `O_APPEND` on it.
+pub(super) fn open_crt(fd: OwnedFd, access: Access) -> io::Result<c_int> {
+    if access == Access::Append {
+        set_append(&fd)?;
+    }
+    Ok(fd.into_raw_fd())
+}
+
+fn set_append(fd: &OwnedFd) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `fd` is open for the duration of both calls; F_GETFL/F_SETFL touch only flags.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        if flags & libc::O_APPEND == 0
+            && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_APPEND) == -1
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// # Safety
+/// `fd` must be open for as long as the returned borrow is used.
+pub(super) unsafe fn borrow_os<'a>(fd: c_int) -> BorrowedFd<'a> {
+    // SAFETY: the caller guarantees `fd` stays open for `'a`.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+pub(super) fn close_crt(fd: c_int) -> io::Result<()> {
+    // SAFETY: the caller owns `fd` and gives it up here; it is closed once whatever the result
+    // (on Linux and the BSDs `close` releases the number even when it reports an error).
+    if unsafe { libc::close(fd) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+pub(super) fn into_os(fd: c_int) -> io::Result<OwnedFd> {
+    // SAFETY: the caller gives up ownership of the open fd `fd`.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Nothing to do: a failing call always sets `errno` on Unix.
+pub(super) fn clear_errno() {}
+
+pub(super) fn last_crt_error() -> io::Error {
+    io::Error::last_os_error()
+}
+
+pub(super) use libc::clearerr;
