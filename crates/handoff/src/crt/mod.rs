@@ -133,7 +133,9 @@ impl Access {
     /// assert_eq!(Access::ReadWrite.stream_mode(), "r+b");
     /// ```
     pub fn stream_mode(self) -> &'static str {
-        self.stream_mode_c().to_str().expect("mode strings are ASCII")
+        self.stream_mode_c()
+            .to_str()
+            .expect("mode strings are ASCII")
     }
 
     fn stream_mode_c(self) -> &'static std::ffi::CStr {

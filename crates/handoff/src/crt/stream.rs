@@ -216,9 +216,9 @@ impl io::Write for CStream {
         // SAFETY: `buf` is valid for `buf.len()` bytes; `self.file` is open and ours.
         let n = unsafe { libc::fwrite(buf.as_ptr().cast(), 1, buf.len(), self.file.as_ptr()) };
         if n < buf.len() {
-            return Err(self
-                .take_error()
-                .unwrap_or_else(|| io::Error::new(io::ErrorKind::WriteZero, "fwrite wrote short")));
+            return Err(self.take_error().unwrap_or_else(|| {
+                io::Error::new(io::ErrorKind::WriteZero, "fwrite wrote short")
+            }));
         }
         Ok(n)
     }

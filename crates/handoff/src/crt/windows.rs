@@ -52,7 +52,10 @@ pub(super) unsafe fn borrow_os<'a>(fd: c_int) -> BorrowedHandle<'a> {
     // invalid-parameter handler; the handle lives as long as the slot, which outlives `'a`.
     unsafe {
         let handle = libc::get_osfhandle(fd);
-        debug_assert!(handle != -1 && handle != -2, "descriptor {fd} has no handle");
+        debug_assert!(
+            handle != -1 && handle != -2,
+            "descriptor {fd} has no handle"
+        );
         BorrowedHandle::borrow_raw(handle as RawHandle)
     }
 }

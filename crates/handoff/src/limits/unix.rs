@@ -4,6 +4,7 @@ use std::io;
 
 use super::{Limit, Limits};
 
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is not `u64` on every Unix
 fn to_u64(value: libc::rlim_t) -> u64 {
     if value == libc::RLIM_INFINITY {
         u64::MAX
