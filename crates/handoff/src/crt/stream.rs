@@ -73,7 +73,7 @@ impl CStream {
                 let _ = fd.into_raw();
                 Ok(CStream { file })
             }
-            None => Err(sys::last_crt_error()),
+            None => Err(sys::fdopen_error()),
         }
     }
 
@@ -182,15 +182,19 @@ impl CStream {
     /// assert_eq!(file.metadata()?.len(), 8);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn close(self) -> io::Result<()> {
+    pub fn close(mut self) -> io::Result<()> {
+        // Flush first and keep that error: `fclose` must report a failed final flush, but
+        // Wine's msvcrt returns 0 for it (it tests the error flag from before the flush).
+        let flushed = io::Write::flush(&mut self);
         let file = self.into_raw();
         sys::clear_errno();
         // SAFETY: we own `file`; after `fclose` it is gone whatever the result.
-        if unsafe { libc::fclose(file.as_ptr()) } == 0 {
+        let closed = if unsafe { libc::fclose(file.as_ptr()) } == 0 {
             Ok(())
         } else {
             Err(sys::last_crt_error())
-        }
+        };
+        flushed.and(closed)
     }
 
     /// Turns the stream's sticky error flag into an `io::Error`, clearing it so that the stream
@@ -246,10 +250,10 @@ impl io::Read for CStream {
             if let Some(error) = self.take_error() {
                 return Err(error);
             }
-            // End of file. Clear the sticky EOF flag so that a later read sees data appended
-            // since, as `read(2)` would.
+            // End of file. Clear the sticky end-of-file state so that a later read sees data
+            // appended since, as `read(2)` would.
             // SAFETY: `self.file` is open and ours.
-            unsafe { sys::clearerr(self.file.as_ptr()) };
+            unsafe { sys::clear_eof(self.file.as_ptr()) };
         }
         Ok(n)
     }

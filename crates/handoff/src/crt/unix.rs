@@ -60,4 +60,18 @@ pub(super) fn last_crt_error() -> io::Error {
     io::Error::last_os_error()
 }
 
+/// Why `fdopen` failed: `errno` says.
+pub(super) fn fdopen_error() -> io::Error {
+    io::Error::last_os_error()
+}
+
 pub(super) use libc::clearerr;
+
+/// Forgets end of file: `clearerr` is enough, the kernel has no end-of-file state.
+///
+/// # Safety
+/// `file` must be an open stream.
+pub(super) unsafe fn clear_eof(file: *mut libc::FILE) {
+    // SAFETY: the caller guarantees `file` is open.
+    unsafe { libc::clearerr(file) }
+}

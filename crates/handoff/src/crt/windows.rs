@@ -15,6 +15,23 @@ extern "C" {
     fn _errno() -> *mut c_int;
     fn __doserrno() -> *mut c_ulong;
     pub(super) fn clearerr(stream: *mut libc::FILE);
+    fn _fseeki64(stream: *mut libc::FILE, offset: i64, origin: c_int) -> c_int;
+}
+
+/// Forgets end of file. `clearerr` clears the stream's flag, but msvcrt (Wine's at least) also
+/// marks the descriptor as at end of file and answers every later `_read` with 0 until a seek:
+/// so seek to where we are. Pipes cannot seek; their end of file is final anyway.
+///
+/// # Safety
+/// `file` must be an open stream.
+pub(super) unsafe fn clear_eof(file: *mut libc::FILE) {
+    // SAFETY: the caller guarantees `file` is open; a seek by 0 from the current position moves
+    // nothing and clears end of file in the stream and its descriptor.
+    unsafe {
+        if _fseeki64(file, 0, libc::SEEK_CUR) != 0 {
+            clearerr(file);
+        }
+    }
 }
 
 /// `_open_osfhandle`. Always binary (no CR/LF translation) and not inherited by `_spawn`.
@@ -82,6 +99,16 @@ pub(super) fn into_os(fd: c_int) -> io::Result<OwnedHandle> {
     Ok(duplicate)
 }
 
+/// Why `_fdopen` failed. Given an open descriptor and a valid mode it fails only when no stream
+/// is free (`_getmaxstdio` are open): msvcrt.dll says `EMFILE`, Wine's msvcrt sets no `errno`.
+pub(super) fn fdopen_error() -> io::Error {
+    // SAFETY: returns a pointer to this thread's `errno`.
+    if unsafe { *_errno() } == 0 {
+        return io::Error::from_raw_os_error(ERROR_TOO_MANY_OPEN_FILES as i32);
+    }
+    last_crt_error()
+}
+
 /// Clears `errno` and `_doserrno`, so that `last_crt_error` reads what the next call sets.
 pub(super) fn clear_errno() {
     // SAFETY: both return pointers to this thread's variables.
@@ -109,7 +136,7 @@ pub(super) fn last_crt_error() -> io::Error {
         libc::EPIPE => ERROR_NO_DATA,
         libc::ENOENT => ERROR_FILE_NOT_FOUND,
         other => {
-            return io::Error::other(format!("C runtime call failed with errno {other}"));
+            return io::Error::other(format!("C runtime call failed (errno {other})"));
         }
     };
     io::Error::from_raw_os_error(win32 as i32)
