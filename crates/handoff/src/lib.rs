@@ -1,8 +1,8 @@
 //! # handoff: every OS handle closed exactly once
 //!
 //! Rust libraries lend the OS handles they own: a [`File`](std::fs::File) lends its fd
-//! (Unix) or `HANDLE` (Windows) through [`AsFd`](std::os::fd::AsFd) /
-//! [`AsHandle`](std::os::windows::io::AsHandle). Much C code *takes ownership* of the handle it
+//! (Unix) or `HANDLE` (Windows) through [`AsFd`](https://doc.rust-lang.org/std/os/fd/trait.AsFd.html) /
+//! [`AsHandle`](https://doc.rust-lang.org/std/os/windows/io/trait.AsHandle.html). Much C code *takes ownership* of the handle it
 //! is given: the C runtime's `_open_osfhandle` and `fdopen`, zlib's `gzdopen`, libarchive's
 //! `archive_read_open_fd` close it when done. Give a taker a borrowed handle and it is closed
 //! twice: a debug-CRT assertion or an "invalid handle" fault on Windows, and on Unix something

@@ -18,7 +18,7 @@ use super::{sys, Access, BorrowedOsHandle, OsHandle};
 /// | [`dup_from`](Self::dup_from) | the C runtime gets its own duplicate; the lender keeps its handle |
 /// | [`as_raw`](Self::as_raw) | lends the `int` to a C call that does not close it |
 /// | [`into_raw`](Self::into_raw) | gives the `int` to a C call that closes it |
-/// | [`as_fd`](std::os::fd::AsFd::as_fd) / [`as_handle`](std::os::windows::io::AsHandle::as_handle) | borrows the OS handle for as long as `self` lives |
+/// | [`as_fd`](https://doc.rust-lang.org/std/os/fd/trait.AsFd.html#tymethod.as_fd) / [`as_handle`](https://doc.rust-lang.org/std/os/windows/io/trait.AsHandle.html#tymethod.as_handle) | borrows the OS handle for as long as `self` lives |
 /// | [`try_clone_os`](Self::try_clone_os) | a duplicate OS handle that another owner may close |
 /// | [`into_os`](Self::into_os) | takes the OS handle out; the C-runtime slot is closed |
 ///

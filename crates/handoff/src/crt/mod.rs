@@ -3,7 +3,7 @@
 //! C code names files by a C-runtime descriptor (an `int`) or a stream (`FILE*`), and many C
 //! functions *take ownership* of what they are given: `_open_osfhandle`, `fdopen`, `gzdopen`,
 //! `archive_read_open_fd` close it when they are done. Rust code names files by an OS handle
-//! ([`OwnedFd`](std::os::fd::OwnedFd) on Unix, [`OwnedHandle`](std::os::windows::io::OwnedHandle)
+//! ([`OwnedFd`](https://doc.rust-lang.org/std/os/fd/struct.OwnedFd.html) on Unix, [`OwnedHandle`](https://doc.rust-lang.org/std/os/windows/io/struct.OwnedHandle.html)
 //! on Windows), often *borrowed* from a library that stays its owner. Giving a borrowed handle to
 //! a taker closes it twice. This module gives each owner its own handle:
 //!
@@ -42,24 +42,24 @@ mod sys;
 pub use fd::CrtFd;
 pub use stream::CStream;
 
-/// An owned OS handle: [`OwnedFd`](std::os::fd::OwnedFd) on Unix.
+/// An owned OS handle: [`OwnedFd`](https://doc.rust-lang.org/std/os/fd/struct.OwnedFd.html) on Unix.
 #[cfg(unix)]
 pub type OsHandle = std::os::fd::OwnedFd;
-/// An owned OS handle: [`OwnedHandle`](std::os::windows::io::OwnedHandle) on Windows.
+/// An owned OS handle: [`OwnedHandle`](https://doc.rust-lang.org/std/os/windows/io/struct.OwnedHandle.html) on Windows.
 #[cfg(windows)]
 pub type OsHandle = std::os::windows::io::OwnedHandle;
 
-/// A borrowed OS handle: [`BorrowedFd`](std::os::fd::BorrowedFd) on Unix.
+/// A borrowed OS handle: [`BorrowedFd`](https://doc.rust-lang.org/std/os/fd/struct.BorrowedFd.html) on Unix.
 #[cfg(unix)]
 pub type BorrowedOsHandle<'a> = std::os::fd::BorrowedFd<'a>;
-/// A borrowed OS handle: [`BorrowedHandle`](std::os::windows::io::BorrowedHandle) on Windows.
+/// A borrowed OS handle: [`BorrowedHandle`](https://doc.rust-lang.org/std/os/windows/io/struct.BorrowedHandle.html) on Windows.
 #[cfg(windows)]
 pub type BorrowedOsHandle<'a> = std::os::windows::io::BorrowedHandle<'a>;
 
 /// Borrows the OS handle of anything that has one, with the same name on every platform.
 ///
-/// Implemented for every [`AsFd`](std::os::fd::AsFd) type on Unix and every
-/// [`AsHandle`](std::os::windows::io::AsHandle) type on Windows, so portable code can write
+/// Implemented for every [`AsFd`](https://doc.rust-lang.org/std/os/fd/trait.AsFd.html) type on Unix and every
+/// [`AsHandle`](https://doc.rust-lang.org/std/os/windows/io/trait.AsHandle.html) type on Windows, so portable code can write
 /// `file.as_os_handle()` where it would otherwise write `as_fd()` or `as_handle()`.
 ///
 /// ```
