@@ -43,6 +43,8 @@
 
 pub mod crt;
 pub mod limits;
+#[cfg(unix)]
+pub mod pager;
 
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

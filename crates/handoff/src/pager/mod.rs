@@ -1,0 +1,349 @@
+//! Virtual descriptors: more open files than the operating system allows.
+//!
+//! A [`Pager`] hands out [`VirtualFile`]s, any number of them, while holding at most its
+//! *budget* of real descriptors. Each virtual file is *resident* (it holds a real descriptor)
+//! or *paged out*. Using a paged-out file pages it in, closing the least recently useful
+//! resident one (a CLOCK, second-chance policy) if the budget is used up.
+//!
+//! **Unix backing: reopen.** Paging out closes the fd. Paging in reopens the path the file was
+//! opened with (made absolute at the first open, so a later `chdir` does not matter), with the
+//! same access, **minus** `create`, `truncate` and `create_new`, which apply once. Before any
+//! byte is read or written, the reopened file's identity (device, inode, and birth time where
+//! `statx` gives it) must equal the one recorded at the first open; otherwise the operation
+//! fails with [`ErrorKind::NotFound`](std::io::ErrorKind::NotFound) and
+//! [`Stats::identity_failures`] counts it. Reopens use `O_CLOEXEC | O_NOCTTY`.
+//!
+//! | while paged out, the file was | the next operation |
+//! |---|---|
+//! | renamed or removed | fails: `NotFound` (the OS error `ENOENT`) |
+//! | replaced by another file, or a symlink on its path swapped | fails: `NotFound`, "another file is at this path now"; that file is not touched |
+//! | `chmod`ed so that its access is refused | fails: `PermissionDenied` (`EACCES`), until the permission is back |
+//!
+//! Pipes, sockets, memfds and files unlinked while open cannot be reopened by path: they stay
+//! resident for life and count against the budget. A file unlinked while resident is caught
+//! at eviction (`st_nlink` is 0) and kept resident instead.
+//!
+//! **The budget is a hard ceiling**: whatever the number of threads, the pager never holds more
+//! real descriptors than its budget. An operation *pins* its file for its duration (and
+//! [`VirtualFile::with_fd`] for the closure's); a page-in that finds every resident file
+//! pinned waits for one to be unpinned, and fails with
+//! [`ErrorKind::Deadlock`](std::io::ErrorKind::Deadlock) instead if only the calling thread's
+//! own pins could ever free one. Two threads that each hold pins with `with_fd` and wait for
+//! more can still deadlock each other, as with any two locks: do not nest `with_fd` deeper
+//! than the budget allows.
+//!
+//! **EMFILE/ENFILE from anywhere.** Other code in the process holds descriptors too. An open
+//! that fails with either evicts one of the pager's descriptors and tries again; it fails only
+//! when nothing is evictable.
+//!
+//! **Errors are never lost.** `close` can fail (NFS reports failed writes there). An error from
+//! closing a descriptor at eviction is returned by the next operation on that virtual file, or
+//! by [`VirtualFile::close`].
+//!
+//! ```
+//! use std::io::Write;
+//! use handoff::pager::{OpenOptions, Pager};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let pager = Pager::new(16); // at most 16 real descriptors
+//! let mut options = OpenOptions::new();
+//! options.write(true).create(true);
+//! let mut files = Vec::new();
+//! for i in 0..1000 {
+//!     files.push(pager.open(dir.path().join(format!("{i}.txt")), &options)?);
+//! }
+//! for (i, file) in files.iter_mut().enumerate() {
+//!     writeln!(file, "file {i}")?;
+//! }
+//! assert!(pager.stats().peak_resident <= 16);
+//! assert_eq!(std::fs::read_to_string(dir.path().join("999.txt"))?, "file 999\n");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod entry;
+mod file;
+mod options;
+mod stats;
+mod table;
+
+#[cfg(unix)]
+#[path = "unix.rs"]
+mod sys;
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use file::VirtualFile;
+use file::Writes;
+pub use options::OpenOptions;
+pub use stats::Stats;
+
+use entry::Reopen;
+use sys::Identity;
+use table::Table;
+
+/// A table of virtual descriptors over a budget of real ones. Cloning gives another handle to
+/// the same table; it is `Send + Sync`.
+///
+/// ```
+/// use handoff::pager::Pager;
+///
+/// let pager = Pager::new(64);
+/// let clone = pager.clone();
+/// std::thread::spawn(move || assert_eq!(clone.budget(), 64)).join().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Pager {
+    table: Arc<Table>,
+}
+
+/// The id of a virtual descriptor: a slot and the slot's generation, so that a recycled slot
+/// is never mistaken for the file that had it before.
+///
+/// ```
+/// # use handoff::pager::{OpenOptions, Pager};
+/// # let dir = tempfile::tempdir()?;
+/// let pager = Pager::new(4);
+/// let mut options = OpenOptions::new();
+/// options.write(true).create(true);
+/// let first = pager.open(dir.path().join("a"), &options)?.id(); // closed at once
+/// let second = pager.open(dir.path().join("b"), &options)?.id(); // same slot, next generation
+/// assert_ne!(first, second);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Vfd {
+    slot: u32,
+    generation: u32,
+}
+
+impl fmt::Display for Vfd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "vfd {}.{}", self.slot, self.generation)
+    }
+}
+
+impl fmt::Debug for Pager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pager")
+            .field("budget", &self.budget())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Pager {
+    /// A pager that holds at most `budget` real descriptors (at least 1).
+    ///
+    /// ```
+    /// assert_eq!(handoff::pager::Pager::new(0).budget(), 1);
+    /// ```
+    pub fn new(budget: usize) -> Pager {
+        Pager {
+            table: Arc::new(Table::new(budget)),
+        }
+    }
+
+    /// A pager whose budget is the soft descriptor limit (`RLIMIT_NOFILE`) less a reserve for
+    /// the rest of the process: an eighth of the limit, at least 16 and at most 256
+    /// descriptors. (Call [`limits::raise`](crate::limits::raise) first to use the hard limit.)
+    ///
+    /// # Errors
+    ///
+    /// Reading the limit failed.
+    ///
+    /// ```
+    /// let pager = handoff::pager::Pager::from_limit()?;
+    /// let soft = handoff::limits::current()?.descriptors.soft;
+    /// assert!((pager.budget() as u64) < soft);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_limit() -> io::Result<Pager> {
+        let soft = crate::limits::current()?.descriptors.soft;
+        let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+        let reserve = (soft / 8).clamp(16, 256);
+        Ok(Pager::new(soft.saturating_sub(reserve)))
+    }
+
+    /// Opens a file as a virtual file. It starts resident (evicting another if the budget is
+    /// used up).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`std::fs::OpenOptions::open`]; [`ErrorKind::Deadlock`](io::ErrorKind::Deadlock)
+    /// if no descriptor of the budget can ever be freed for it (see [`VirtualFile::with_fd`]).
+    ///
+    /// ```
+    /// use handoff::pager::{OpenOptions, Pager};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let pager = Pager::new(4);
+    /// let file = pager.open(dir.path().join("new"), OpenOptions::new().write(true).create_new(true))?;
+    /// assert!(pager.open(dir.path().join("new"), OpenOptions::new().write(true).create_new(true)).is_err());
+    /// # drop(file);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn open(&self, path: impl AsRef<Path>, options: &OpenOptions) -> io::Result<VirtualFile> {
+        let path = std::path::absolute(path)?;
+        self.table.acquire()?;
+        let opened = self
+            .table
+            .open_evicting(|| options.first_open().open(&path))
+            .and_then(|file| Ok((file.metadata()?, file)));
+        let (metadata, file) = match opened {
+            Ok(opened) => opened,
+            Err(error) => {
+                self.table.give_back();
+                return Err(error);
+            }
+        };
+        let reopen = sys::is_reopenable(&metadata).then(|| Reopen {
+            path: path.into_boxed_path(),
+            options: options.clone(),
+            identity: Identity::of(&metadata),
+        });
+        let writes = Writes::of(&metadata, options.append);
+        self.install(sys::into_raw(file), reopen, writes, 0)
+    }
+
+    /// Takes ownership of anything already open and makes it a virtual file. A regular file
+    /// whose path can be found (Linux: `/proc/self/fd`) and still names it is paged like any
+    /// other, reopened with the fd's access mode; anything else (a pipe, a socket, a memfd, an
+    /// unlinked file) stays resident for life. The cursor starts at the fd's file position.
+    ///
+    /// # Errors
+    ///
+    /// `fstat` failed, or no descriptor of the budget can ever be freed for it; the fd is
+    /// closed.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use handoff::pager::Pager;
+    ///
+    /// let (reader, mut writer) = std::io::pipe()?;
+    /// let pager = Pager::new(4);
+    /// let mut pipe = pager.adopt(reader.into())?;
+    /// std::io::Write::write_all(&mut writer, b"through a pipe")?;
+    /// drop(writer);
+    /// let mut text = String::new();
+    /// pipe.read_to_string(&mut text)?;
+    /// assert_eq!(text, "through a pipe");
+    /// assert_eq!(pager.stats().permanent, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(unix)]
+    pub fn adopt(&self, fd: std::os::fd::OwnedFd) -> io::Result<VirtualFile> {
+        let metadata = sys::with_file(sys::raw_of(&fd), |file| file.metadata())?;
+        self.table.acquire()?;
+        let cursor = sys::position(&fd);
+        let reopen = sys::reopen_info(&fd, &metadata).map(|(path, options)| Reopen {
+            path: path.into_boxed_path(),
+            options,
+            identity: Identity::of(&metadata),
+        });
+        let writes = Writes::of(&metadata, sys::is_append(&fd));
+        self.install(
+            std::os::fd::IntoRawFd::into_raw_fd(fd),
+            reopen,
+            writes,
+            cursor,
+        )
+    }
+
+    /// Publishes an opened descriptor, whose budget descriptor is already taken.
+    fn install(
+        &self,
+        fd: sys::RawDescriptor,
+        reopen: Option<Reopen>,
+        writes: Writes,
+        cursor: u64,
+    ) -> io::Result<VirtualFile> {
+        let (slot, generation) = match self.table.allocate() {
+            Ok(allocated) => allocated,
+            Err(error) => {
+                let _ = sys::close(fd);
+                self.table.give_back();
+                return Err(error);
+            }
+        };
+        self.table.install(slot, fd, reopen);
+        self.table
+            .counters
+            .opens
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(VirtualFile::new(
+            Arc::clone(&self.table),
+            slot,
+            generation,
+            writes,
+            cursor,
+        ))
+    }
+
+    /// The most real descriptors the pager may hold.
+    ///
+    /// ```
+    /// assert_eq!(handoff::pager::Pager::new(32).budget(), 32);
+    /// ```
+    pub fn budget(&self) -> usize {
+        self.table.budget()
+    }
+
+    /// Changes the budget (at least 1). A smaller budget evicts at once down to it; pinned files
+    /// and files that cannot be paged out are not evicted, and new page-ins wait until the
+    /// pager is within the new budget.
+    ///
+    /// ```
+    /// # use handoff::pager::{OpenOptions, Pager};
+    /// # let dir = tempfile::tempdir()?;
+    /// let pager = Pager::new(8);
+    /// let mut options = OpenOptions::new();
+    /// options.write(true).create(true);
+    /// let files: Vec<_> = (0..8).map(|i| pager.open(dir.path().join(i.to_string()), &options)).collect::<Result<_, _>>()?;
+    /// pager.set_budget(2);
+    /// assert_eq!(pager.resident(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_budget(&self, budget: usize) {
+        self.table.set_budget(budget);
+    }
+
+    /// Real descriptors held now.
+    ///
+    /// ```
+    /// assert_eq!(handoff::pager::Pager::new(8).resident(), 0);
+    /// ```
+    pub fn resident(&self) -> usize {
+        self.table.resident()
+    }
+
+    /// Gives one real descriptor back to the process (evicts one file), for code elsewhere
+    /// that needs a descriptor now. Returns whether one was freed.
+    ///
+    /// ```
+    /// # use handoff::pager::{OpenOptions, Pager};
+    /// # let dir = tempfile::tempdir()?;
+    /// let pager = Pager::new(8);
+    /// let file = pager.open(dir.path().join("a"), OpenOptions::new().write(true).create(true))?;
+    /// assert!(pager.release_one());
+    /// assert!(!file.is_resident());
+    /// assert!(!pager.release_one());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn release_one(&self) -> bool {
+        self.table.evict_one()
+    }
+
+    /// A snapshot of the counters.
+    ///
+    /// ```
+    /// assert_eq!(handoff::pager::Pager::new(8).stats().resident, 0);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.table
+            .counters
+            .snapshot(self.table.resident(), self.table.permanent())
+    }
+}

@@ -1,0 +1,108 @@
+//! [`Stats`]: what the pager did, and the counters behind it.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// A snapshot of a pager's counters ([`Pager::stats`](super::Pager::stats)).
+///
+/// ```
+/// use handoff::pager::{OpenOptions, Pager};
+///
+/// let dir = tempfile::tempdir()?;
+/// let pager = Pager::new(1);
+/// let mut options = OpenOptions::new();
+/// options.read(true).write(true).create(true);
+/// let a = pager.open(dir.path().join("a"), &options)?;
+/// let b = pager.open(dir.path().join("b"), &options)?; // evicts a
+/// a.write_all_at(b"x", 0)?; // pages a in, evicting b
+/// let stats = pager.stats();
+/// assert_eq!((stats.opens, stats.page_ins, stats.evictions), (2, 1, 2));
+/// assert_eq!(stats.peak_resident, 1);
+/// # drop(b);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Operations that found their file resident.
+    pub hits: u64,
+    /// Reopens of a paged-out file.
+    pub page_ins: u64,
+    /// Descriptors closed to make room.
+    pub evictions: u64,
+    /// Page-ins refused because another file was at the path.
+    pub identity_failures: u64,
+    /// Real descriptors held now.
+    pub resident: u64,
+    /// The most real descriptors held at once.
+    pub peak_resident: u64,
+    /// Files that cannot be paged out (pipes, sockets, unlinked files), held now.
+    pub permanent: u64,
+    /// First opens and adoptions.
+    pub opens: u64,
+    /// Virtual files closed.
+    pub closes: u64,
+    /// Times a page-in waited because every resident file was pinned.
+    pub waits: u64,
+    /// Opens that failed with EMFILE/ENFILE and were retried after an eviction.
+    pub emfile_retries: u64,
+}
+
+const SHARDS: usize = 16;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(AtomicU64);
+
+/// The live counters. `hits` is sharded by thread: it is bumped on every hit, from every
+/// thread, and one shared counter would make all threads fight over one cache line.
+#[derive(Default)]
+pub(super) struct Counters {
+    hits: [Shard; SHARDS],
+    pub(super) page_ins: AtomicU64,
+    pub(super) evictions: AtomicU64,
+    pub(super) identity_failures: AtomicU64,
+    pub(super) peak_resident: AtomicU64,
+    pub(super) opens: AtomicU64,
+    pub(super) closes: AtomicU64,
+    pub(super) waits: AtomicU64,
+    pub(super) emfile_retries: AtomicU64,
+}
+
+thread_local! {
+    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    SHARD.with(|shard| {
+        if shard.get() == usize::MAX {
+            shard.set(NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS);
+        }
+        shard.get()
+    })
+}
+
+impl Counters {
+    #[inline]
+    pub(super) fn hit(&self) {
+        self.hits[shard()].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn snapshot(&self, resident: usize, permanent: usize) -> Stats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            hits: self.hits.iter().map(|shard| load(&shard.0)).sum(),
+            page_ins: load(&self.page_ins),
+            evictions: load(&self.evictions),
+            identity_failures: load(&self.identity_failures),
+            resident: resident as u64,
+            peak_resident: load(&self.peak_resident),
+            permanent: permanent as u64,
+            opens: load(&self.opens),
+            closes: load(&self.closes),
+            waits: load(&self.waits),
+            emfile_retries: load(&self.emfile_retries),
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! The pager's shared state: the entry table, the budget of real descriptors, the clock that
+//! picks what to evict, and the counters.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use super::entry::{self, Entry, Reopen, BUSY, ERROR, PERMANENT, PINS, REF, RESIDENT};
+use super::stats::Counters;
+use super::sys::{self, Identity, RawDescriptor};
+use crate::limits;
+
+const CHUNK_BITS: u32 = 12;
+const CHUNK: usize = 1 << CHUNK_BITS;
+/// 2^14 chunks of 4096 entries: 67 million virtual files per pager.
+const CHUNKS: usize = 1 << 14;
+
+pub(super) struct Table {
+    id: usize,
+    chunks: Box<[OnceLock<Box<[Entry]>>]>,
+    slots: Mutex<Slots>,
+    budget: AtomicUsize,
+    /// Real descriptors held (or being opened) by the pager; never above `budget`.
+    resident: AtomicUsize,
+    /// Of those, the ones that can never be evicted.
+    permanent: AtomicUsize,
+    clock: Mutex<Clock>,
+    waiters: AtomicUsize,
+    wait_lock: Mutex<()>,
+    wakeup: Condvar,
+    /// Errors from closing at eviction, returned by the entry's next operation.
+    errors: Mutex<HashMap<u32, io::Error>>,
+    pub(super) counters: Counters,
+}
+
+#[derive(Default)]
+struct Slots {
+    free: Vec<u32>,
+    next: u32,
+}
+
+/// The resident, evictable entries in clock order, as (slot, generation): a record whose
+/// generation is stale, or whose entry is no longer resident, is dropped when the hand meets it.
+#[derive(Default)]
+struct Clock {
+    ring: Vec<(u32, u32)>,
+    hand: usize,
+}
+
+thread_local! {
+    /// (pager id, pins held by `with_fd` closures of this thread), to refuse a wait that only
+    /// this thread could end.
+    static HELD: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Table {
+    pub(super) fn new(budget: usize) -> Table {
+        static IDS: AtomicUsize = AtomicUsize::new(0);
+        Table {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
+            slots: Mutex::default(),
+            budget: AtomicUsize::new(budget.max(1)),
+            resident: AtomicUsize::new(0),
+            permanent: AtomicUsize::new(0),
+            clock: Mutex::default(),
+            waiters: AtomicUsize::new(0),
+            wait_lock: Mutex::new(()),
+            wakeup: Condvar::new(),
+            errors: Mutex::default(),
+            counters: Counters::default(),
+        }
+    }
+
+    #[inline]
+    pub(super) fn entry(&self, slot: u32) -> &Entry {
+        let chunk = self.chunks[(slot >> CHUNK_BITS) as usize]
+            .get()
+            .expect("slot of an allocated chunk");
+        &chunk[slot as usize & (CHUNK - 1)]
+    }
+
+    pub(super) fn budget(&self) -> usize {
+        self.budget.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn resident(&self) -> usize {
+        self.resident.load(Ordering::Relaxed)
+    }
+
+    /// Sets the budget; a smaller one evicts until it is met or nothing more is evictable.
+    pub(super) fn set_budget(&self, budget: usize) {
+        self.budget.store(budget.max(1), Ordering::SeqCst);
+        while self.resident() > self.budget() && self.evict_one() {}
+        self.wake();
+    }
+
+    // ----- slots -------------------------------------------------------------------------
+
+    /// A free slot and its generation.
+    pub(super) fn allocate(&self) -> io::Result<(u32, u32)> {
+        let mut slots = lock(&self.slots);
+        let slot = match slots.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot = slots.next;
+                if slot as usize >= CHUNK * CHUNKS {
+                    return Err(io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        "the pager's table is full (67,108,864 virtual files)",
+                    ));
+                }
+                self.chunks[(slot >> CHUNK_BITS) as usize]
+                    .get_or_init(|| (0..CHUNK).map(|_| Entry::default()).collect());
+                slots.next += 1;
+                slot
+            }
+        };
+        Ok((slot, self.entry(slot).generation.load(Ordering::Relaxed)))
+    }
+
+    /// Publishes a freshly opened descriptor (its budget token already taken) in `slot`.
+    pub(super) fn install(&self, slot: u32, fd: RawDescriptor, reopen: Option<Reopen>) {
+        let entry = self.entry(slot);
+        let permanent = reopen.is_none();
+        *entry.reopen() = reopen;
+        if permanent {
+            self.permanent.fetch_add(1, Ordering::Relaxed);
+            entry
+                .state
+                .store(entry::resident_state(fd, PERMANENT), Ordering::Release);
+        } else {
+            entry
+                .state
+                .store(entry::resident_state(fd, REF), Ordering::Release);
+            self.enlist(slot, entry);
+        }
+    }
+
+    fn enlist(&self, slot: u32, entry: &Entry) {
+        let generation = entry.generation.load(Ordering::Relaxed);
+        lock(&self.clock).ring.push((slot, generation));
+    }
+
+    /// Closes the entry's descriptor if it has one, frees the slot, and returns the first
+    /// error: one kept from an eviction, or this close's.
+    pub(super) fn release(&self, slot: u32) -> io::Result<()> {
+        let entry = self.entry(slot);
+        // The entry's lock serialises its page-ins and its close.
+        let mut reopen = entry.reopen();
+        let kept = lock(&self.errors).remove(&slot);
+        let mut closed = Ok(());
+        loop {
+            let state = entry.state.load(Ordering::Acquire);
+            if state & BUSY != 0 {
+                // An evictor is closing it right now; it will clear BUSY in a moment.
+                std::thread::yield_now();
+                continue;
+            }
+            if state & RESIDENT == 0 {
+                break;
+            }
+            debug_assert_eq!(state & PINS, 0, "released while pinned");
+            if entry
+                .state
+                .compare_exchange(state, state | BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                closed = sys::close(entry::descriptor_of(state));
+                if state & PERMANENT != 0 {
+                    self.permanent.fetch_sub(1, Ordering::Relaxed);
+                }
+                self.resident.fetch_sub(1, Ordering::Release);
+                break;
+            }
+        }
+        *reopen = None;
+        entry.generation.fetch_add(1, Ordering::Relaxed);
+        entry.state.store(0, Ordering::Release);
+        lock(&self.slots).free.push(slot);
+        self.counters.closes.fetch_add(1, Ordering::Relaxed);
+        self.wake();
+        match kept {
+            Some(error) => Err(error),
+            None => closed,
+        }
+    }
+
+    // ----- the slow path -----------------------------------------------------------------
+
+    /// Pins `slot`, paging it in if it is not resident. Returns its descriptor.
+    pub(super) fn pin(&self, slot: u32) -> io::Result<RawDescriptor> {
+        let entry = self.entry(slot);
+        if let Some(fd) = entry.try_pin() {
+            self.counters.hit();
+            return Ok(fd);
+        }
+        self.page_in(slot, entry)
+    }
+
+    #[cold]
+    fn page_in(&self, slot: u32, entry: &Entry) -> io::Result<RawDescriptor> {
+        // The entry's lock serialises its page-ins and its close.
+        let reopen = entry.reopen();
+        loop {
+            // Another thread may have paged it in while we waited for the lock.
+            if let Some(fd) = entry.try_pin() {
+                self.counters.hit();
+                return Ok(fd);
+            }
+            let state = entry.state.load(Ordering::Acquire);
+            if state & ERROR != 0 {
+                entry.state.fetch_and(!ERROR, Ordering::AcqRel);
+                if let Some(error) = lock(&self.errors).remove(&slot) {
+                    return Err(error);
+                }
+                continue;
+            }
+            if state & BUSY != 0 {
+                std::thread::yield_now(); // an evictor is closing it
+                continue;
+            }
+            if state & RESIDENT == 0 {
+                break;
+            }
+        }
+        let reopen = reopen
+            .as_ref()
+            .expect("an entry that is not resident can be reopened");
+        self.acquire()?;
+        let file = match self.open_evicting(|| reopen.options.reopen().open(&reopen.path)) {
+            Ok(file) => file,
+            Err(error) => {
+                self.give_back();
+                return Err(error);
+            }
+        };
+        let identity = match file.metadata() {
+            Ok(metadata) => Identity::of(&metadata),
+            Err(error) => {
+                drop(file);
+                self.give_back();
+                return Err(error);
+            }
+        };
+        if identity != reopen.identity {
+            drop(file);
+            self.give_back();
+            self.counters
+                .identity_failures
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{}: another file is at this path now (replaced, or a symlink swapped, \
+                     while the virtual file was paged out); nothing was read or written",
+                    sys::display(&reopen.path)
+                ),
+            ));
+        }
+        let fd = sys::into_raw(file);
+        entry
+            .state
+            .store(entry::resident_state(fd, REF) + 1, Ordering::Release);
+        self.enlist(slot, entry);
+        self.counters.page_ins.fetch_add(1, Ordering::Relaxed);
+        Ok(fd)
+    }
+
+    /// Runs `open`; on EMFILE/ENFILE (other code holds descriptors too) evicts one of ours and
+    /// tries again, until it works or nothing is evictable.
+    pub(super) fn open_evicting<T>(&self, open: impl Fn() -> io::Result<T>) -> io::Result<T> {
+        loop {
+            match open() {
+                Err(error) if limits::is_out_of_descriptors(&error) && self.evict_one() => {
+                    self.counters.emfile_retries.fetch_add(1, Ordering::Relaxed);
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Unpins; wakes a waiting page-in if this was the last pin.
+    #[inline]
+    pub(super) fn unpin(&self, slot: u32) {
+        if self.entry(slot).unpin() && self.waiters.load(Ordering::Relaxed) != 0 {
+            self.wake();
+        }
+    }
+
+    // ----- the budget --------------------------------------------------------------------
+
+    /// Takes one descriptor of the budget: evicts if the budget is used up, waits if everything
+    /// resident is pinned, and fails if only this thread could ever release one.
+    pub(super) fn acquire(&self) -> io::Result<()> {
+        loop {
+            let resident = self.resident.load(Ordering::Acquire);
+            if resident < self.budget() {
+                if self
+                    .resident
+                    .compare_exchange_weak(
+                        resident,
+                        resident + 1,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    self.counters
+                        .peak_resident
+                        .fetch_max(resident as u64 + 1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                continue;
+            }
+            if self.evict_one() {
+                continue;
+            }
+            let held_here = self.held_by_this_thread();
+            if self.permanent.load(Ordering::Relaxed) + held_here >= self.budget() {
+                return Err(io::Error::new(
+                    io::ErrorKind::Deadlock,
+                    format!(
+                        "no descriptor of the pager's budget ({}) can ever be freed: {} are held \
+                         by files that cannot be paged out and {} are pinned by this thread's \
+                         own with_fd closures",
+                        self.budget(),
+                        self.permanent.load(Ordering::Relaxed),
+                        held_here
+                    ),
+                ));
+            }
+            self.wait();
+        }
+    }
+
+    /// Returns a budget descriptor that was taken but not used.
+    pub(super) fn give_back(&self) {
+        self.resident.fetch_sub(1, Ordering::Release);
+        self.wake();
+    }
+
+    fn wait(&self) {
+        let guard = lock(&self.wait_lock);
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        self.counters.waits.fetch_add(1, Ordering::Relaxed);
+        // A timeout bounds the cost of a wake-up that raced with going to sleep.
+        let _ = self
+            .wakeup
+            .wait_timeout(guard, Duration::from_millis(5))
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn wake(&self) {
+        if self.waiters.load(Ordering::SeqCst) != 0 {
+            let _guard = lock(&self.wait_lock);
+            self.wakeup.notify_all();
+        }
+    }
+
+    pub(super) fn hold<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Release(usize);
+        impl Drop for Release {
+            fn drop(&mut self) {
+                HELD.with(|held| {
+                    let mut held = held.borrow_mut();
+                    if let Some(i) = held.iter().position(|&(id, _)| id == self.0) {
+                        held[i].1 -= 1;
+                        if held[i].1 == 0 {
+                            held.swap_remove(i);
+                        }
+                    }
+                });
+            }
+        }
+        HELD.with(|held| {
+            let mut held = held.borrow_mut();
+            match held.iter_mut().find(|(id, _)| *id == self.id) {
+                Some((_, count)) => *count += 1,
+                None => held.push((self.id, 1)),
+            }
+        });
+        let _release = Release(self.id);
+        f()
+    }
+
+    fn held_by_this_thread(&self) -> usize {
+        HELD.with(|held| {
+            held.borrow()
+                .iter()
+                .find(|(id, _)| *id == self.id)
+                .map_or(0, |&(_, count)| count)
+        })
+    }
+
+    // ----- eviction ----------------------------------------------------------------------
+
+    /// Closes one unpinned resident descriptor, chosen by the clock (second chance). Returns
+    /// whether one was closed.
+    pub(super) fn evict_one(&self) -> bool {
+        let mut clock = lock(&self.clock);
+        let mut budget = 2 * clock.ring.len() + 2;
+        while !clock.ring.is_empty() && budget > 0 {
+            budget -= 1;
+            if clock.hand >= clock.ring.len() {
+                clock.hand = 0;
+            }
+            let hand = clock.hand;
+            let (slot, generation) = clock.ring[hand];
+            let entry = self.entry(slot);
+            let state = entry.state.load(Ordering::Acquire);
+            if entry.generation.load(Ordering::Relaxed) != generation
+                || state & (RESIDENT | PERMANENT) != RESIDENT
+            {
+                clock.ring.swap_remove(hand); // stale record
+                continue;
+            }
+            if state & (PINS | BUSY) != 0 {
+                clock.hand += 1;
+                continue;
+            }
+            if state & REF != 0 {
+                entry.state.fetch_and(!REF, Ordering::Relaxed);
+                clock.hand += 1;
+                continue;
+            }
+            if !entry.try_claim(state) {
+                continue; // it changed under us; look again
+            }
+            clock.ring.swap_remove(hand);
+            drop(clock);
+            if self.finish_eviction(slot, entry, state) {
+                return true;
+            }
+            clock = lock(&self.clock);
+        }
+        false
+    }
+
+    /// Closes a claimed entry's descriptor. An unlinked file cannot be reopened: it becomes
+    /// permanent instead, and `false` is returned.
+    fn finish_eviction(&self, slot: u32, entry: &Entry, state: u64) -> bool {
+        let fd = entry::descriptor_of(state);
+        if sys::is_unlinked(fd).unwrap_or(false) {
+            self.permanent.fetch_add(1, Ordering::Relaxed);
+            entry
+                .state
+                .store((state & !(BUSY | REF)) | PERMANENT, Ordering::Release);
+            return false;
+        }
+        let closed = sys::close(fd);
+        let next = match closed {
+            Ok(()) => 0,
+            Err(error) => {
+                lock(&self.errors).insert(slot, error);
+                ERROR
+            }
+        };
+        entry.state.store(next, Ordering::Release);
+        self.resident.fetch_sub(1, Ordering::Release);
+        self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+        self.wake();
+        true
+    }
+
+    pub(super) fn permanent(&self) -> usize {
+        self.permanent.load(Ordering::Relaxed)
+    }
+}

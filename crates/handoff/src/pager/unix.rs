@@ -1,0 +1,160 @@
+//! Unix backing: paging out closes the fd; paging in reopens the path and checks identity.
+
+use std::fs::{self, File, Metadata};
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::OpenOptions;
+
+pub(super) type RawDescriptor = RawFd;
+
+/// What makes a file the same file: device, inode and, where the file system records it
+/// (`statx` on Linux), birth time, which tells a recycled inode number from the original.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Identity {
+    dev: u64,
+    ino: u64,
+    born: Option<std::time::SystemTime>,
+}
+
+impl Identity {
+    pub(super) fn of(metadata: &Metadata) -> Identity {
+        Identity {
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+            born: metadata.created().ok(),
+        }
+    }
+}
+
+/// Every open, first or re-, gets `O_NOCTTY` (std adds `O_CLOEXEC`).
+pub(super) fn reopen_flags(options: &mut fs::OpenOptions) {
+    options.custom_flags(libc::O_NOCTTY);
+}
+
+/// Whether a file can be closed and found again by its path: a regular file with a name.
+/// Pipes, sockets, devices and anonymous or unlinked files cannot.
+pub(super) fn is_reopenable(metadata: &Metadata) -> bool {
+    metadata.file_type().is_file() && metadata.nlink() > 0
+}
+
+/// Whether positional I/O works: regular files and block devices (not pipes, sockets, ttys).
+pub(super) fn is_seekable(metadata: &Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    metadata.file_type().is_file() || metadata.file_type().is_block_device()
+}
+
+/// Whether the open file has `O_APPEND`.
+pub(super) fn is_append(fd: &OwnedFd) -> bool {
+    // SAFETY: F_GETFL only reads the open file's status flags.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    flags != -1 && flags & libc::O_APPEND != 0
+}
+
+/// Whether the file behind `fd` has lost its last name since it was opened (`fstat`).
+pub(super) fn is_unlinked(fd: RawFd) -> io::Result<bool> {
+    Ok(with_file(fd, |file| file.metadata())?.nlink() == 0)
+}
+
+/// Runs `f` with a `File` view of `fd`, which is not closed afterwards.
+#[inline]
+pub(super) fn with_file<R>(fd: RawFd, f: impl FnOnce(&File) -> R) -> R {
+    // SAFETY: the caller has `fd` pinned open for the whole call; the `File` is never dropped,
+    // so it never closes what it does not own.
+    let file = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+    f(&file)
+}
+
+/// Borrows a pinned descriptor.
+///
+/// # Safety
+/// `fd` must stay open for `'a` (the entry is pinned).
+pub(super) unsafe fn borrow<'a>(fd: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: the caller keeps `fd` open for `'a`.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+pub(super) fn into_raw(file: File) -> RawFd {
+    file.into_raw_fd()
+}
+
+pub(super) fn raw_of(fd: &OwnedFd) -> RawFd {
+    fd.as_raw_fd()
+}
+
+#[cfg(test)]
+pub(super) static FAIL_NEXT_CLOSE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// `close`, with its error (a file system may report a failed write only here).
+pub(super) fn close(fd: RawFd) -> io::Result<()> {
+    // SAFETY: the caller has claimed `fd` (BUSY, no pins) and gives it up here, once.
+    let result = unsafe { libc::close(fd) };
+    #[cfg(test)]
+    if FAIL_NEXT_CLOSE.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        return Err(io::Error::from_raw_os_error(libc::EIO));
+    }
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// What `adopt` needs to make an already open fd reopenable: its path (Linux:
+/// `/proc/self/fd/N`, checked against the fd's identity) and its access mode (`F_GETFL`).
+/// `None` if it cannot be reopened.
+pub(super) fn reopen_info(fd: &OwnedFd, metadata: &Metadata) -> Option<(PathBuf, OpenOptions)> {
+    if !is_reopenable(metadata) {
+        return None;
+    }
+    let path = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    if !path.is_absolute() || Identity::of(&fs::metadata(&path).ok()?) != Identity::of(metadata) {
+        return None;
+    }
+    // SAFETY: F_GETFL only reads the open file's status flags.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags == -1 {
+        return None;
+    }
+    let mut options = OpenOptions::new();
+    match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => options.read(true),
+        libc::O_WRONLY => options.write(true),
+        libc::O_RDWR => options.read(true).write(true),
+        _ => return None, // O_PATH and the like
+    };
+    options.append(is_append(fd));
+    Some((path, options))
+}
+
+/// The fd's own file position, which becomes the virtual file's cursor.
+pub(super) fn position(fd: &OwnedFd) -> u64 {
+    use std::io::Seek;
+    with_file(fd.as_raw_fd(), |mut file| file.stream_position()).unwrap_or(0)
+}
+
+pub(super) fn display(path: &Path) -> std::path::Display<'_> {
+    path.display()
+}
+
+#[inline]
+pub(super) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[inline]
+pub(super) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::write_at(file, buf, offset)
+}
+
+pub(super) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+pub(super) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
