@@ -1,0 +1,242 @@
+//! Model-based test: random sequences of operations on ~50 files through a `Pager` with a tiny
+//! budget (1-4) must give byte for byte what the same operations give on plain `std::fs::File`s.
+//!
+//! Cases: `HANDOFF_MODEL_CASES` in all (default 10,000), split between the two tests.
+#![cfg(unix)]
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use handoff::pager::{OpenOptions, Pager, VirtualFile};
+use proptest::prelude::*;
+
+const FILES: usize = 50;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Open {
+        file: usize,
+        truncate: bool,
+        append: bool,
+    },
+    Write {
+        file: usize,
+        data: Vec<u8>,
+    },
+    WriteAt {
+        file: usize,
+        offset: u64,
+        data: Vec<u8>,
+    },
+    Read {
+        file: usize,
+        len: usize,
+    },
+    ReadAt {
+        file: usize,
+        offset: u64,
+        len: usize,
+    },
+    Seek {
+        file: usize,
+        to: SeekTo,
+    },
+    SetLen {
+        file: usize,
+        len: u64,
+    },
+    Close {
+        file: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum SeekTo {
+    Start(u64),
+    Current(i64),
+    End(i64),
+}
+
+impl From<SeekTo> for SeekFrom {
+    fn from(seek: SeekTo) -> SeekFrom {
+        match seek {
+            SeekTo::Start(n) => SeekFrom::Start(n),
+            SeekTo::Current(n) => SeekFrom::Current(n),
+            SeekTo::End(n) => SeekFrom::End(n),
+        }
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let file = 0..FILES;
+    let data = proptest::collection::vec(any::<u8>(), 0..64);
+    prop_oneof![
+        3 => (file.clone(), any::<bool>(), prop::bool::weighted(0.15))
+            .prop_map(|(file, truncate, append)| Op::Open { file, truncate, append }),
+        4 => (file.clone(), data.clone()).prop_map(|(file, data)| Op::Write { file, data }),
+        3 => (file.clone(), 0..300u64, data).prop_map(|(file, offset, data)| Op::WriteAt { file, offset, data }),
+        3 => (file.clone(), 0..100usize).prop_map(|(file, len)| Op::Read { file, len }),
+        3 => (file.clone(), 0..300u64, 0..100usize).prop_map(|(file, offset, len)| Op::ReadAt { file, offset, len }),
+        2 => (file.clone(), prop_oneof![
+                (0..300u64).prop_map(SeekTo::Start),
+                (-100..100i64).prop_map(SeekTo::Current),
+                (-100..50i64).prop_map(SeekTo::End),
+            ]).prop_map(|(file, to)| Op::Seek { file, to }),
+        1 => (file.clone(), 0..300u64).prop_map(|(file, len)| Op::SetLen { file, len }),
+        1 => file.prop_map(|file| Op::Close { file }),
+    ]
+}
+
+fn cases() -> u32 {
+    std::env::var("HANDOFF_MODEL_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000)
+}
+
+/// Ok values must be equal; errors must have the same kind.
+fn same<T: PartialEq + std::fmt::Debug>(
+    op: &Op,
+    virt: io::Result<T>,
+    real: io::Result<T>,
+) -> Result<(), TestCaseError> {
+    match (virt, real) {
+        (Ok(v), Ok(r)) => prop_assert_eq!(v, r, "{:?}", op),
+        (Err(v), Err(r)) => prop_assert_eq!(v.kind(), r.kind(), "{:?}: {} vs {}", op, v, r),
+        (v, r) => prop_assert!(false, "{:?}: pager {:?}, std {:?}", op, v, r),
+    }
+    Ok(())
+}
+
+fn read_up_to(
+    len: usize,
+    mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0; len];
+    let n = read(&mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+fn run(budget: usize, ops: &[Op]) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let (vdir, rdir) = (dir.path().join("virtual"), dir.path().join("real"));
+    fs::create_dir(&vdir).unwrap();
+    fs::create_dir(&rdir).unwrap();
+    let pager = Pager::new(budget);
+    let mut open: Vec<Option<(VirtualFile, File)>> = (0..FILES).map(|_| None).collect();
+    let name = |d: &Path, i: usize| d.join(format!("{i}"));
+
+    for op in ops {
+        match *op {
+            Op::Open {
+                file,
+                truncate,
+                append,
+            } => {
+                open[file] = None; // close any earlier handle first, on both sides
+                let mut v = OpenOptions::new();
+                v.read(true)
+                    .write(!append)
+                    .append(append)
+                    .create(true)
+                    .truncate(truncate);
+                let mut r = fs::OpenOptions::new();
+                r.read(true)
+                    .write(!append)
+                    .append(append)
+                    .create(true)
+                    .truncate(truncate);
+                match (pager.open(name(&vdir, file), &v), r.open(name(&rdir, file))) {
+                    (Ok(v), Ok(r)) => open[file] = Some((v, r)),
+                    (v, r) => same(op, v.map(|_| ()), r.map(|_| ()))?,
+                }
+            }
+            Op::Close { file } => {
+                if let Some((v, _)) = open[file].take() {
+                    prop_assert!(v.close().is_ok());
+                }
+            }
+            _ => {
+                let file = match op {
+                    Op::Write { file, .. }
+                    | Op::WriteAt { file, .. }
+                    | Op::Read { file, .. }
+                    | Op::ReadAt { file, .. }
+                    | Op::Seek { file, .. }
+                    | Op::SetLen { file, .. } => *file,
+                    Op::Open { .. } | Op::Close { .. } => unreachable!(),
+                };
+                let Some((v, r)) = open[file].as_mut() else {
+                    continue;
+                };
+                match op {
+                    Op::Write { data, .. } => same(op, v.write(data), r.write(data))?,
+                    Op::WriteAt { offset, data, .. } => {
+                        same(op, v.write_at(data, *offset), r.write_at(data, *offset))?
+                    }
+                    Op::Read { len, .. } => same(
+                        op,
+                        read_up_to(*len, |b| v.read(b)),
+                        read_up_to(*len, |b| r.read(b)),
+                    )?,
+                    Op::ReadAt { offset, len, .. } => same(
+                        op,
+                        read_up_to(*len, |b| v.read_at(b, *offset)),
+                        read_up_to(*len, |b| r.read_at(b, *offset)),
+                    )?,
+                    Op::Seek { to, .. } => same(op, v.seek((*to).into()), r.seek((*to).into()))?,
+                    Op::SetLen { len, .. } => same(op, v.set_len(*len), r.set_len(*len))?,
+                    Op::Open { .. } | Op::Close { .. } => unreachable!(),
+                }
+            }
+        }
+        prop_assert!(
+            pager.resident() <= budget,
+            "{} resident, budget {}",
+            pager.resident(),
+            budget
+        );
+    }
+    // Every file's bytes, and every open file's cursor, agree.
+    for (file, handles) in open.iter_mut().enumerate() {
+        if let Some((v, r)) = handles {
+            prop_assert_eq!(v.stream_position().unwrap(), r.stream_position().unwrap());
+        }
+        let (vpath, rpath) = (name(&vdir, file), name(&rdir, file));
+        prop_assert_eq!(
+            fs::read(&vpath).ok(),
+            fs::read(&rpath).ok(),
+            "file {}",
+            file
+        );
+    }
+    let stats = pager.stats();
+    prop_assert!(stats.peak_resident <= budget as u64);
+    drop(open);
+    prop_assert_eq!(pager.resident(), 0);
+    Ok(())
+}
+
+// Two tests (so that both cores work), half of the cases each.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases() / 2))]
+
+    #[test]
+    fn with_budget_1_or_2_the_pager_behaves_like_std_files(
+        budget in 1..=2usize,
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        run(budget, &ops)?;
+    }
+
+    #[test]
+    fn with_budget_3_or_4_the_pager_behaves_like_std_files(
+        budget in 3..=4usize,
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        run(budget, &ops)?;
+    }
+}
