@@ -15,9 +15,9 @@
 //!
 //! | while paged out, the file was | the next operation |
 //! |---|---|
-//! | renamed or removed | fails: `NotFound` (the OS error `ENOENT`) |
+//! | renamed or removed | fails: `NotFound`, "renamed or removed while ... paged out" (the OS error `ENOENT` is its `source`) |
 //! | replaced by another file, or a symlink on its path swapped | fails: `NotFound`, "another file is at this path now"; that file is not touched |
-//! | `chmod`ed so that its access is refused | fails: `PermissionDenied` (`EACCES`), until the permission is back |
+//! | `chmod`ed so that its access is refused | fails: `PermissionDenied` (source `EACCES`), until the permission is back |
 //!
 //! Pipes, sockets, memfds and files unlinked while open cannot be reopened by path: they stay
 //! resident for life and count against the budget. A file unlinked while resident is caught

@@ -241,7 +241,7 @@ impl Table {
             Ok(file) => file,
             Err(error) => {
                 self.give_back();
-                return Err(error);
+                return Err(self.page_in_error(&reopen.path, error));
             }
         };
         let identity = match file.metadata() {
@@ -274,6 +274,34 @@ impl Table {
         self.enlist(slot, entry);
         self.counters.page_ins.fetch_add(1, Ordering::Relaxed);
         Ok(fd)
+    }
+
+    /// Says which file could not be paged in and why. A file gone from its path counts as an
+    /// identity failure. A lack of descriptors stays the plain OS error, so that
+    /// `limits::is_out_of_descriptors` recognises it.
+    fn page_in_error(&self, path: &std::path::Path, error: io::Error) -> io::Error {
+        if limits::is_out_of_descriptors(&error) {
+            return error;
+        }
+        let why = match error.kind() {
+            io::ErrorKind::NotFound => {
+                self.counters
+                    .identity_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                "renamed or removed while the virtual file was paged out"
+            }
+            io::ErrorKind::PermissionDenied => {
+                "access refused at reopen (permissions are checked again at every page-in)"
+            }
+            _ => "cannot be reopened to page the virtual file in",
+        };
+        io::Error::new(
+            error.kind(),
+            PageInError {
+                message: format!("{}: {why}", sys::display(path)),
+                source: error,
+            },
+        )
     }
 
     /// Runs `open`; on EMFILE/ENFILE (other code holds descriptors too) evicts one of ours and
@@ -475,5 +503,24 @@ impl Table {
 
     pub(super) fn permanent(&self) -> usize {
         self.permanent.load(Ordering::Relaxed)
+    }
+}
+
+/// A page-in failure: the path and the reason, with the OS error as its `source`.
+#[derive(Debug)]
+struct PageInError {
+    message: String,
+    source: io::Error,
+}
+
+impl std::fmt::Display for PageInError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.source)
+    }
+}
+
+impl std::error::Error for PageInError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
     }
 }

@@ -71,19 +71,40 @@ pub fn in_child() -> bool {
 /// `RLIMIT_NOFILE` is set to (`soft`, `hard`) between fork and exec, and asserts that it ran and
 /// passed.
 pub fn run_in_child(name: &str, soft: u64, hard: u64) {
+    run_child(name, Some((soft, hard)), false);
+}
+
+/// Runs test `name` in a child process that obeys file permissions even as root: the
+/// capabilities that bypass them (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) are dropped from its
+/// bounding set before exec. Without root this changes nothing, and nothing is needed.
+pub fn run_in_child_obeying_permissions(name: &str) {
+    run_child(name, None, true);
+}
+
+fn run_child(name: &str, limit: Option<(u64, u64)>, drop_dac: bool) {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([name, "--exact", "--test-threads=1", "--nocapture"])
         .env("HANDOFF_TEST_CHILD", "1");
-    // SAFETY: only async-signal-safe `setrlimit` runs between fork and exec.
+    // SAFETY: only async-signal-safe calls (setrlimit, prctl) run between fork and exec.
     unsafe {
         command.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: soft as libc::rlim_t,
-                rlim_max: hard as libc::rlim_t,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(io::Error::last_os_error());
+            if let Some((soft, hard)) = limit {
+                let limit = libc::rlimit {
+                    rlim_cur: soft as libc::rlim_t,
+                    rlim_max: hard as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if drop_dac && libc::geteuid() == 0 {
+                for capability in [1, 2] {
+                    // CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+                    if libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
             }
             Ok(())
         });
@@ -93,7 +114,7 @@ pub fn run_in_child(name: &str, soft: u64, hard: u64) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success() && stdout.contains("test result: ok. 1 passed"),
-        "child `{name}` under RLIMIT_NOFILE {soft}/{hard} failed ({}):\n{stdout}\n{stderr}",
+        "child `{name}` ({limit:?}, drop_dac {drop_dac}) failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
 }
