@@ -65,6 +65,8 @@ mod file;
 mod options;
 mod stats;
 mod table;
+#[cfg(test)]
+mod tests;
 
 #[cfg(unix)]
 #[path = "unix.rs"]
