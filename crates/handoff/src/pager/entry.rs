@@ -51,6 +51,10 @@ pub(super) struct Entry {
     pub(super) state: AtomicU64,
     /// Bumped when the slot is freed, so a recycled slot is never taken for its old file.
     pub(super) generation: AtomicU32,
+    /// Hits on this entry since it was last folded into the table's total. Bumped by a plain
+    /// load and store, not a read-modify-write: a hit costs no extra atomic instruction, at the
+    /// price of undercounting when threads hit the same file at the same instant.
+    pub(super) hits: AtomicU32,
     /// `None` for a file that cannot be reopened (and for a free slot).
     pub(super) reopen: Mutex<Option<Reopen>>,
 }
@@ -75,6 +79,24 @@ impl Entry {
                 Err(now) => state = now,
             }
         }
+    }
+
+    /// Counts a hit; returns a count to fold into the table's total when it grows large.
+    #[inline]
+    pub(super) fn count_hit(&self) -> Option<u64> {
+        let hits = self.hits.load(Ordering::Relaxed).wrapping_add(1);
+        if hits < 1 << 31 {
+            self.hits.store(hits, Ordering::Relaxed);
+            None
+        } else {
+            self.hits.store(0, Ordering::Relaxed);
+            Some(u64::from(hits))
+        }
+    }
+
+    /// Takes the hits counted so far (to fold them into the total).
+    pub(super) fn take_hits(&self) -> u64 {
+        u64::from(self.hits.swap(0, Ordering::Relaxed))
     }
 
     /// Drops one pin; returns whether it was the last.

@@ -5,7 +5,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem::ManuallyDrop;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::entry::RESIDENT;
+use super::entry::{Entry, RESIDENT};
 use super::sys::{self, RawDescriptor};
 use super::table::Table;
 use super::Vfd;
@@ -67,13 +67,14 @@ pub(super) enum Writes {
 /// Unpins on drop, so that a panic in a `with_fd` closure unpins too.
 struct Pin<'a> {
     table: &'a Table,
-    slot: u32,
+    entry: &'a Entry,
     fd: RawDescriptor,
 }
 
 impl Drop for Pin<'_> {
+    #[inline]
     fn drop(&mut self) {
-        self.table.unpin(self.slot);
+        self.table.unpin(self.entry);
     }
 }
 
@@ -108,10 +109,10 @@ impl VirtualFile {
 
     #[inline]
     fn pin(&self) -> io::Result<Pin<'_>> {
-        let fd = self.table.pin(self.slot)?;
+        let (entry, fd) = self.table.pin(self.slot)?;
         Ok(Pin {
             table: &self.table,
-            slot: self.slot,
+            entry,
             fd,
         })
     }

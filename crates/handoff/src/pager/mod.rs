@@ -344,8 +344,10 @@ impl Pager {
     /// assert_eq!(handoff::pager::Pager::new(8).stats().resident, 0);
     /// ```
     pub fn stats(&self) -> Stats {
-        self.table
-            .counters
-            .snapshot(self.table.resident(), self.table.permanent())
+        self.table.counters.snapshot(
+            self.table.hits(),
+            self.table.resident(),
+            self.table.permanent(),
+        )
     }
 }

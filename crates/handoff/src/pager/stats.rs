@@ -1,7 +1,6 @@
 //! [`Stats`]: what the pager did, and the counters behind it.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot of a pager's counters ([`Pager::stats`](super::Pager::stats)).
 ///
@@ -24,7 +23,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Operations that found their file resident.
+    /// Operations that found their file resident (may undercount hits on one file by several
+    /// threads at the same instant).
     pub hits: u64,
     /// Reopens of a paged-out file.
     pub page_ins: u64,
@@ -48,17 +48,10 @@ pub struct Stats {
     pub emfile_retries: u64,
 }
 
-const SHARDS: usize = 16;
-
-#[repr(align(128))]
-#[derive(Default)]
-struct Shard(AtomicU64);
-
-/// The live counters. `hits` is sharded by thread: it is bumped on every hit, from every
-/// thread, and one shared counter would make all threads fight over one cache line.
+/// The live counters (hits live mostly in the entries: see `Table::hits`).
 #[derive(Default)]
 pub(super) struct Counters {
-    hits: [Shard; SHARDS],
+    pub(super) hits: AtomicU64,
     pub(super) page_ins: AtomicU64,
     pub(super) evictions: AtomicU64,
     pub(super) identity_failures: AtomicU64,
@@ -69,30 +62,11 @@ pub(super) struct Counters {
     pub(super) emfile_retries: AtomicU64,
 }
 
-thread_local! {
-    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-fn shard() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    SHARD.with(|shard| {
-        if shard.get() == usize::MAX {
-            shard.set(NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS);
-        }
-        shard.get()
-    })
-}
-
 impl Counters {
-    #[inline]
-    pub(super) fn hit(&self) {
-        self.hits[shard()].0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(super) fn snapshot(&self, resident: usize, permanent: usize) -> Stats {
+    pub(super) fn snapshot(&self, hits: u64, resident: usize, permanent: usize) -> Stats {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Stats {
-            hits: self.hits.iter().map(|shard| load(&shard.0)).sum(),
+            hits,
             page_ins: load(&self.page_ins),
             evictions: load(&self.evictions),
             identity_failures: load(&self.identity_failures),

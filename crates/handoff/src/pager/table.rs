@@ -184,6 +184,9 @@ impl Table {
             }
         }
         *reopen = None;
+        self.counters
+            .hits
+            .fetch_add(entry.take_hits(), Ordering::Relaxed);
         entry.generation.fetch_add(1, Ordering::Relaxed);
         entry.state.store(0, Ordering::Release);
         lock(&self.slots).free.push(slot);
@@ -197,14 +200,17 @@ impl Table {
 
     // ----- the slow path -----------------------------------------------------------------
 
-    /// Pins `slot`, paging it in if it is not resident. Returns its descriptor.
-    pub(super) fn pin(&self, slot: u32) -> io::Result<RawDescriptor> {
+    /// Pins `slot`, paging it in if it is not resident. Returns its entry and descriptor.
+    #[inline]
+    pub(super) fn pin(&self, slot: u32) -> io::Result<(&Entry, RawDescriptor)> {
         let entry = self.entry(slot);
         if let Some(fd) = entry.try_pin() {
-            self.counters.hit();
-            return Ok(fd);
+            if let Some(hits) = entry.count_hit() {
+                self.counters.hits.fetch_add(hits, Ordering::Relaxed);
+            }
+            return Ok((entry, fd));
         }
-        self.page_in(slot, entry)
+        Ok((entry, self.page_in(slot, entry)?))
     }
 
     #[cold]
@@ -214,8 +220,7 @@ impl Table {
         loop {
             // Another thread may have paged it in while we waited for the lock.
             if let Some(fd) = entry.try_pin() {
-                self.counters.hit();
-                return Ok(fd);
+                return Ok(fd); // counted as the page-in it waited for
             }
             let state = entry.state.load(Ordering::Acquire);
             if state & ERROR != 0 {
@@ -317,10 +322,10 @@ impl Table {
         }
     }
 
-    /// Unpins; wakes a waiting page-in if this was the last pin.
+    /// Unpins `entry` (one of this table's); wakes a waiting page-in if this was the last pin.
     #[inline]
-    pub(super) fn unpin(&self, slot: u32) {
-        if self.entry(slot).unpin() && self.waiters.load(Ordering::Relaxed) != 0 {
+    pub(super) fn unpin(&self, entry: &Entry) {
+        if entry.unpin() && self.waiters.load(Ordering::Relaxed) != 0 {
             self.wake();
         }
     }
@@ -503,6 +508,15 @@ impl Table {
 
     pub(super) fn permanent(&self) -> usize {
         self.permanent.load(Ordering::Relaxed)
+    }
+
+    /// Hits: the folded total plus what every entry holds now.
+    pub(super) fn hits(&self) -> u64 {
+        let slots = lock(&self.slots).next as usize;
+        let live: u64 = (0..slots)
+            .map(|slot| u64::from(self.entry(slot as u32).hits.load(Ordering::Relaxed)))
+            .sum();
+        self.counters.hits.load(Ordering::Relaxed) + live
     }
 }
 
