@@ -1,44 +1,54 @@
-//! One table entry: a lock-free state word for the hit path, and the slow-path facts.
+//! One table entry, 48 bytes: a lock-free state word for the hit path, and what it takes to
+//! reopen the file.
 //!
 //! The state word packs everything a hit needs into one `AtomicU64`, so that a hit is one
 //! compare-and-swap to pin and one subtraction to unpin:
 //!
 //! ```text
 //! bits 32..64  the real descriptor (valid while RESIDENT)
-//! bit  28      ERROR      an eviction's close failed; the error waits in the pager's map
+//! bit  28      ERROR      an eviction's close failed; the error waits in the table's map
 //! bit  27      PERMANENT  resident for life: a pipe, socket, memfd or unlinked file
 //! bit  26      REF        used since the clock hand last passed (second chance)
 //! bit  25      BUSY       claimed by whoever is closing the descriptor: nobody may pin
 //! bit  24      RESIDENT   holds a real descriptor
-//! bits  0..24  pins       operations and `with_fd` closures using the descriptor now
+//! bit  23      LOCKED     a page-in or the final close of this entry is under way
+//! bits 20..23  APPEND, WRITE, READ: the access a reopen asks for
+//! bits  0..20  pins       operations and `with_fd` closures using the descriptor now
 //! ```
 //!
 //! Rules: pinning needs RESIDENT and neither BUSY nor ERROR; only an entry with no pins can be
 //! claimed (BUSY), and only the claimer closes the descriptor. So a descriptor in use is never
-//! closed, and a closed one is never used.
+//! closed, and a closed one is never used. Every change keeps the bits it does not own (a
+//! read-modify-write, never a plain store), since LOCKED and BUSY have different holders.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use super::sys::{Identity, RawDescriptor};
-use super::OpenOptions;
+use super::{thin_path, OpenOptions};
 
-pub(super) const PINS: u64 = (1 << 24) - 1;
+pub(super) const PINS: u64 = (1 << 20) - 1;
+const READ: u64 = 1 << 20;
+const WRITE: u64 = 1 << 21;
+const APPEND: u64 = 1 << 22;
+const ACCESS: u64 = READ | WRITE | APPEND;
+const LOCKED: u64 = 1 << 23;
 pub(super) const RESIDENT: u64 = 1 << 24;
 pub(super) const BUSY: u64 = 1 << 25;
 pub(super) const REF: u64 = 1 << 26;
 pub(super) const PERMANENT: u64 = 1 << 27;
 pub(super) const ERROR: u64 = 1 << 28;
+const DESCRIPTOR: u64 = !0 << 32;
 
 pub(super) fn descriptor_of(state: u64) -> RawDescriptor {
     (state >> 32) as u32 as RawDescriptor
 }
 
-pub(super) fn resident_state(fd: RawDescriptor, flags: u64) -> u64 {
-    (u64::from(fd as u32) << 32) | RESIDENT | flags
+fn descriptor_bits(fd: RawDescriptor) -> u64 {
+    u64::from(fd as u32) << 32
 }
 
-/// What it takes to reopen a file, fixed at its first open.
+/// What it takes to reopen a file, as given to [`Entry::install`].
 pub(super) struct Reopen {
     /// Absolute path, as given (symlinks not resolved: a swapped link is caught by identity).
     pub(super) path: Box<std::path::Path>,
@@ -55,8 +65,26 @@ pub(super) struct Entry {
     /// load and store, not a read-modify-write: a hit costs no extra atomic instruction, at the
     /// price of undercounting when threads hit the same file at the same instant.
     pub(super) hits: AtomicU32,
-    /// `None` for a file that cannot be reopened (and for a free slot).
-    pub(super) reopen: Mutex<Option<Reopen>>,
+    /// A `thin_path` block; null for a file that cannot be reopened (and for a free slot).
+    path: AtomicPtr<u8>,
+    /// The file's identity at the first open, packed (`Identity::pack`).
+    identity: [AtomicI64; 3],
+}
+
+/// An entry's reopen facts, borrowed while its LOCKED bit is held.
+pub(super) struct ReopenRef<'a> {
+    pub(super) path: &'a std::path::Path,
+    pub(super) options: OpenOptions,
+    pub(super) identity: Identity,
+}
+
+/// Holds an entry's LOCKED bit: one page-in, or the final close, at a time.
+pub(super) struct Locked<'a>(&'a Entry);
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.0.state.fetch_and(!LOCKED, Ordering::Release);
+    }
 }
 
 impl Entry {
@@ -81,6 +109,14 @@ impl Entry {
         }
     }
 
+    /// Drops one pin; returns whether it was the last.
+    #[inline]
+    pub(super) fn unpin(&self) -> bool {
+        let before = self.state.fetch_sub(1, Ordering::Release);
+        debug_assert!(before & PINS != 0, "unpin without a pin");
+        before & PINS == 1
+    }
+
     /// Counts a hit; returns a count to fold into the table's total when it grows large.
     #[inline]
     pub(super) fn count_hit(&self) -> Option<u64> {
@@ -99,12 +135,78 @@ impl Entry {
         u64::from(self.hits.swap(0, Ordering::Relaxed))
     }
 
-    /// Drops one pin; returns whether it was the last.
-    #[inline]
-    pub(super) fn unpin(&self) -> bool {
-        let before = self.state.fetch_sub(1, Ordering::Release);
-        debug_assert!(before & PINS != 0, "unpin without a pin");
-        before & PINS == 1
+    /// Takes the LOCKED bit, yielding while another thread holds it.
+    pub(super) fn lock(&self) -> Locked<'_> {
+        while self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED != 0 {
+            std::thread::yield_now();
+        }
+        Locked(self)
+    }
+
+    /// Fills a free slot with a freshly opened descriptor; `None` for a file that cannot be
+    /// reopened, which becomes PERMANENT. Nobody else can see the slot yet. Returns whether the
+    /// entry is permanent.
+    pub(super) fn install(&self, fd: RawDescriptor, reopen: Option<Reopen>) -> bool {
+        let flags = match reopen {
+            Some(reopen) => {
+                let path = thin_path::into_raw(&reopen.path);
+                self.path.store(
+                    path.map_or(std::ptr::null_mut(), NonNull::as_ptr),
+                    Ordering::Relaxed,
+                );
+                for (field, value) in self.identity.iter().zip(reopen.identity.pack()) {
+                    field.store(value, Ordering::Relaxed);
+                }
+                let options = &reopen.options;
+                let access = [
+                    (options.read, READ),
+                    (options.write, WRITE),
+                    (options.append, APPEND),
+                ]
+                .iter()
+                .filter(|(on, _)| *on)
+                .fold(0, |bits, (_, bit)| bits | bit);
+                // A path too long to keep cannot be reopened: keep the file resident.
+                if path.is_some() {
+                    REF | access
+                } else {
+                    PERMANENT
+                }
+            }
+            None => PERMANENT,
+        };
+        self.state
+            .store(descriptor_bits(fd) | RESIDENT | flags, Ordering::Release);
+        flags & PERMANENT != 0
+    }
+
+    /// The reopen facts, while `_locked` is held (the final close cannot free them meanwhile).
+    pub(super) fn reopen<'a>(&'a self, _locked: &Locked<'a>) -> Option<ReopenRef<'a>> {
+        let path = NonNull::new(self.path.load(Ordering::Relaxed))?;
+        let state = self.state.load(Ordering::Relaxed);
+        let mut options = OpenOptions::new();
+        options
+            .read(state & READ != 0)
+            .write(state & WRITE != 0)
+            .append(state & APPEND != 0);
+        let packed = [0, 1, 2].map(|i| self.identity[i].load(Ordering::Relaxed));
+        Some(ReopenRef {
+            // SAFETY: the block lives until `free`, which needs the LOCKED bit held by
+            // `_locked`, whose lifetime bounds the borrow.
+            path: unsafe { thin_path::as_path(path) },
+            options,
+            identity: Identity::unpack(packed),
+        })
+    }
+
+    /// Publishes a descriptor just reopened by the holder of LOCKED, pinned once.
+    pub(super) fn page_in(&self, fd: RawDescriptor) {
+        self.state
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |state| {
+                debug_assert_eq!(state & (RESIDENT | BUSY | PINS | DESCRIPTOR), 0);
+                Some(state | descriptor_bits(fd) | RESIDENT | REF | 1)
+            })
+            .expect("the closure always returns Some");
     }
 
     /// Claims an unpinned resident entry for closing. Fails if it is pinned, busy, permanent or
@@ -117,9 +219,72 @@ impl Entry {
                 .is_ok()
     }
 
-    pub(super) fn reopen(&self) -> std::sync::MutexGuard<'_, Option<Reopen>> {
-        self.reopen
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Claims the entry for its final close, whatever its flags, once an evictor is done.
+    /// Returns the state claimed, or `None` if it holds no descriptor.
+    pub(super) fn claim_for_close(&self) -> Option<u64> {
+        loop {
+            let state = self.state.load(Ordering::Acquire);
+            if state & BUSY != 0 {
+                std::thread::yield_now(); // an evictor is closing it; done in a moment
+                continue;
+            }
+            if state & RESIDENT == 0 {
+                return None;
+            }
+            debug_assert_eq!(state & PINS, 0, "closed while pinned");
+            if self
+                .state
+                .compare_exchange(state, state | BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(state);
+            }
+        }
+    }
+
+    /// After the claimer closed the descriptor: not resident, with ERROR if the close failed.
+    pub(super) fn closed(&self, failed: bool) {
+        let error = if failed { ERROR } else { 0 };
+        self.state
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |state| {
+                Some((state & (ACCESS | LOCKED)) | error)
+            })
+            .expect("the closure always returns Some");
+    }
+
+    /// After the claimer found the file unlinked: resident for life instead.
+    pub(super) fn make_permanent(&self) {
+        self.state
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |state| {
+                Some((state & !(BUSY | REF)) | PERMANENT)
+            })
+            .expect("the closure always returns Some");
+    }
+
+    /// Takes the ERROR flag; returns whether it was set.
+    pub(super) fn take_error_flag(&self) -> bool {
+        self.state.fetch_and(!ERROR, Ordering::AcqRel) & ERROR != 0
+    }
+
+    /// Frees the slot's reopen facts and clears its state (keeping LOCKED, which `locked`
+    /// holds), for the next file. The descriptor must be closed already.
+    pub(super) fn free(&self, locked: &Locked<'_>) {
+        debug_assert!(std::ptr::eq(locked.0, self));
+        let path = self.path.swap(std::ptr::null_mut(), Ordering::Relaxed);
+        if let Some(path) = NonNull::new(path) {
+            // SAFETY: the block came from `thin_path::into_raw`, and LOCKED (held) keeps every
+            // reader out; the pointer is gone from the entry already.
+            unsafe { thin_path::free(path) };
+        }
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.state.fetch_and(LOCKED, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_entry_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<super::Entry>(), 48);
     }
 }

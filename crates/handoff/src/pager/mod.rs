@@ -67,6 +67,7 @@ mod stats;
 mod table;
 #[cfg(test)]
 mod tests;
+mod thin_path;
 
 #[cfg(unix)]
 #[path = "unix.rs"]

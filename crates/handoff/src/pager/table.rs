@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use super::entry::{self, Entry, Reopen, BUSY, ERROR, PERMANENT, PINS, REF, RESIDENT};
+use super::entry::{self, Entry, Reopen, BUSY, PERMANENT, PINS, REF, RESIDENT};
 use super::stats::Counters;
 use super::sys::{self, Identity, RawDescriptor};
 use crate::limits;
@@ -131,17 +131,9 @@ impl Table {
     /// Publishes a freshly opened descriptor (its budget token already taken) in `slot`.
     pub(super) fn install(&self, slot: u32, fd: RawDescriptor, reopen: Option<Reopen>) {
         let entry = self.entry(slot);
-        let permanent = reopen.is_none();
-        *entry.reopen() = reopen;
-        if permanent {
+        if entry.install(fd, reopen) {
             self.permanent.fetch_add(1, Ordering::Relaxed);
-            entry
-                .state
-                .store(entry::resident_state(fd, PERMANENT), Ordering::Release);
         } else {
-            entry
-                .state
-                .store(entry::resident_state(fd, REF), Ordering::Release);
             self.enlist(slot, entry);
         }
     }
@@ -155,40 +147,22 @@ impl Table {
     /// error: one kept from an eviction, or this close's.
     pub(super) fn release(&self, slot: u32) -> io::Result<()> {
         let entry = self.entry(slot);
-        // The entry's lock serialises its page-ins and its close.
-        let mut reopen = entry.reopen();
+        let locked = entry.lock();
+        entry.take_error_flag();
         let kept = lock(&self.errors).remove(&slot);
         let mut closed = Ok(());
-        loop {
-            let state = entry.state.load(Ordering::Acquire);
-            if state & BUSY != 0 {
-                // An evictor is closing it right now; it will clear BUSY in a moment.
-                std::thread::yield_now();
-                continue;
+        if let Some(state) = entry.claim_for_close() {
+            closed = sys::close(entry::descriptor_of(state));
+            if state & PERMANENT != 0 {
+                self.permanent.fetch_sub(1, Ordering::Relaxed);
             }
-            if state & RESIDENT == 0 {
-                break;
-            }
-            debug_assert_eq!(state & PINS, 0, "released while pinned");
-            if entry
-                .state
-                .compare_exchange(state, state | BUSY, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                closed = sys::close(entry::descriptor_of(state));
-                if state & PERMANENT != 0 {
-                    self.permanent.fetch_sub(1, Ordering::Relaxed);
-                }
-                self.resident.fetch_sub(1, Ordering::Release);
-                break;
-            }
+            self.resident.fetch_sub(1, Ordering::Release);
         }
-        *reopen = None;
         self.counters
             .hits
             .fetch_add(entry.take_hits(), Ordering::Relaxed);
-        entry.generation.fetch_add(1, Ordering::Relaxed);
-        entry.state.store(0, Ordering::Release);
+        entry.free(&locked);
+        drop(locked);
         lock(&self.slots).free.push(slot);
         self.counters.closes.fetch_add(1, Ordering::Relaxed);
         self.wake();
@@ -215,38 +189,30 @@ impl Table {
 
     #[cold]
     fn page_in(&self, slot: u32, entry: &Entry) -> io::Result<RawDescriptor> {
-        // The entry's lock serialises its page-ins and its close.
-        let reopen = entry.reopen();
-        loop {
-            // Another thread may have paged it in while we waited for the lock.
-            if let Some(fd) = entry.try_pin() {
-                return Ok(fd); // counted as the page-in it waited for
-            }
-            let state = entry.state.load(Ordering::Acquire);
-            if state & ERROR != 0 {
-                entry.state.fetch_and(!ERROR, Ordering::AcqRel);
-                if let Some(error) = lock(&self.errors).remove(&slot) {
-                    return Err(error);
-                }
-                continue;
-            }
-            if state & BUSY != 0 {
-                std::thread::yield_now(); // an evictor is closing it
-                continue;
-            }
-            if state & RESIDENT == 0 {
-                break;
+        // One page-in of an entry at a time (and never during its final close).
+        let locked = entry.lock();
+        // Another thread may have paged it in while we waited.
+        if let Some(fd) = entry.try_pin() {
+            return Ok(fd); // counted as the page-in it waited for
+        }
+        if entry.take_error_flag() {
+            if let Some(error) = lock(&self.errors).remove(&slot) {
+                return Err(error);
             }
         }
-        let reopen = reopen
-            .as_ref()
+        // Not resident: an evictor that claimed it has finished (it clears BUSY with RESIDENT).
+        while entry.state.load(Ordering::Acquire) & BUSY != 0 {
+            std::thread::yield_now();
+        }
+        let reopen = entry
+            .reopen(&locked)
             .expect("an entry that is not resident can be reopened");
         self.acquire()?;
-        let file = match self.open_evicting(|| reopen.options.reopen().open(&reopen.path)) {
+        let file = match self.open_evicting(|| reopen.options.reopen().open(reopen.path)) {
             Ok(file) => file,
             Err(error) => {
                 self.give_back();
-                return Err(self.page_in_error(&reopen.path, error));
+                return Err(self.page_in_error(reopen.path, error));
             }
         };
         let identity = match file.metadata() {
@@ -268,14 +234,12 @@ impl Table {
                 format!(
                     "{}: another file is at this path now (replaced, or a symlink swapped, \
                      while the virtual file was paged out); nothing was read or written",
-                    sys::display(&reopen.path)
+                    sys::display(reopen.path)
                 ),
             ));
         }
         let fd = sys::into_raw(file);
-        entry
-            .state
-            .store(entry::resident_state(fd, REF) + 1, Ordering::Release);
+        entry.page_in(fd);
         self.enlist(slot, entry);
         self.counters.page_ins.fetch_add(1, Ordering::Relaxed);
         Ok(fd)
@@ -486,20 +450,15 @@ impl Table {
         let fd = entry::descriptor_of(state);
         if sys::is_unlinked(fd).unwrap_or(false) {
             self.permanent.fetch_add(1, Ordering::Relaxed);
-            entry
-                .state
-                .store((state & !(BUSY | REF)) | PERMANENT, Ordering::Release);
+            entry.make_permanent();
             return false;
         }
-        let closed = sys::close(fd);
-        let next = match closed {
-            Ok(()) => 0,
-            Err(error) => {
-                lock(&self.errors).insert(slot, error);
-                ERROR
-            }
-        };
-        entry.state.store(next, Ordering::Release);
+        if let Err(error) = sys::close(fd) {
+            lock(&self.errors).insert(slot, error);
+            entry.closed(true);
+        } else {
+            entry.closed(false);
+        }
         self.resident.fetch_sub(1, Ordering::Release);
         self.counters.evictions.fetch_add(1, Ordering::Relaxed);
         self.wake();

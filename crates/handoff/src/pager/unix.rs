@@ -21,6 +21,36 @@ pub(super) struct Identity {
 }
 
 impl Identity {
+    /// Packed into three words for the entry: device, inode, birth time in nanoseconds since
+    /// the epoch (`i64::MIN` when unknown).
+    pub(super) fn pack(&self) -> [i64; 3] {
+        let born = self.born.map_or(i64::MIN, |born| {
+            match born.duration_since(std::time::UNIX_EPOCH) {
+                Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+                Err(before) => {
+                    i64::try_from(before.duration().as_nanos()).map_or(i64::MIN + 1, |n| -n)
+                }
+            }
+        });
+        [self.dev as i64, self.ino as i64, born]
+    }
+
+    pub(super) fn unpack([dev, ino, born]: [i64; 3]) -> Identity {
+        use std::time::{Duration, UNIX_EPOCH};
+        let born = (born != i64::MIN).then(|| {
+            if born >= 0 {
+                UNIX_EPOCH + Duration::from_nanos(born as u64)
+            } else {
+                UNIX_EPOCH - Duration::from_nanos(born.unsigned_abs())
+            }
+        });
+        Identity {
+            dev: dev as u64,
+            ino: ino as u64,
+            born,
+        }
+    }
+
     pub(super) fn of(metadata: &Metadata) -> Identity {
         Identity {
             dev: metadata.dev(),
