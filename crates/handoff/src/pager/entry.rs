@@ -24,8 +24,9 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
+use super::path_arena::{self, PathArena};
 use super::sys::{Identity, RawDescriptor};
-use super::{thin_path, OpenOptions};
+use super::OpenOptions;
 
 pub(super) const PINS: u64 = (1 << 20) - 1;
 const READ: u64 = 1 << 20;
@@ -65,7 +66,8 @@ pub(super) struct Entry {
     /// load and store, not a read-modify-write: a hit costs no extra atomic instruction, at the
     /// price of undercounting when threads hit the same file at the same instant.
     pub(super) hits: AtomicU32,
-    /// A `thin_path` block; null for a file that cannot be reopened (and for a free slot).
+    /// The path in the table's `PathArena`; null for a file that cannot be reopened (and for a
+    /// free slot).
     path: AtomicPtr<u8>,
     /// The file's identity at the first open, packed (`Identity::pack`).
     identity: [AtomicI64; 3],
@@ -146,10 +148,15 @@ impl Entry {
     /// Fills a free slot with a freshly opened descriptor; `None` for a file that cannot be
     /// reopened, which becomes PERMANENT. Nobody else can see the slot yet. Returns whether the
     /// entry is permanent.
-    pub(super) fn install(&self, fd: RawDescriptor, reopen: Option<Reopen>) -> bool {
+    pub(super) fn install(
+        &self,
+        paths: &PathArena,
+        fd: RawDescriptor,
+        reopen: Option<Reopen>,
+    ) -> bool {
         let flags = match reopen {
             Some(reopen) => {
-                let path = thin_path::into_raw(&reopen.path);
+                let path = paths.alloc(&reopen.path);
                 self.path.store(
                     path.map_or(std::ptr::null_mut(), NonNull::as_ptr),
                     Ordering::Relaxed,
@@ -191,9 +198,9 @@ impl Entry {
             .append(state & APPEND != 0);
         let packed = [0, 1, 2].map(|i| self.identity[i].load(Ordering::Relaxed));
         Some(ReopenRef {
-            // SAFETY: the block lives until `free`, which needs the LOCKED bit held by
+            // SAFETY: the path lives until `free`, which needs the LOCKED bit held by
             // `_locked`, whose lifetime bounds the borrow.
-            path: unsafe { thin_path::as_path(path) },
+            path: unsafe { path_arena::as_path(path) },
             options,
             identity: Identity::unpack(packed),
         })
@@ -268,13 +275,13 @@ impl Entry {
 
     /// Frees the slot's reopen facts and clears its state (keeping LOCKED, which `locked`
     /// holds), for the next file. The descriptor must be closed already.
-    pub(super) fn free(&self, locked: &Locked<'_>) {
+    pub(super) fn free(&self, paths: &PathArena, locked: &Locked<'_>) {
         debug_assert!(std::ptr::eq(locked.0, self));
         let path = self.path.swap(std::ptr::null_mut(), Ordering::Relaxed);
         if let Some(path) = NonNull::new(path) {
-            // SAFETY: the block came from `thin_path::into_raw`, and LOCKED (held) keeps every
-            // reader out; the pointer is gone from the entry already.
-            unsafe { thin_path::free(path) };
+            // SAFETY: the path came from `paths.alloc`, and LOCKED (held) keeps every reader
+            // out; the pointer is gone from the entry already.
+            unsafe { paths.free(path) };
         }
         self.generation.fetch_add(1, Ordering::Relaxed);
         self.state.fetch_and(LOCKED, Ordering::Release);

@@ -63,11 +63,11 @@
 mod entry;
 mod file;
 mod options;
+mod path_arena;
 mod stats;
 mod table;
 #[cfg(test)]
 mod tests;
-mod thin_path;
 
 #[cfg(unix)]
 #[path = "unix.rs"]

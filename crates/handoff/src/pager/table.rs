@@ -9,6 +9,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use super::entry::{self, Entry, Reopen, BUSY, PERMANENT, PINS, REF, RESIDENT};
+use super::path_arena::PathArena;
 use super::stats::Counters;
 use super::sys::{self, Identity, RawDescriptor};
 use crate::limits;
@@ -31,6 +32,8 @@ pub(super) struct Table {
     waiters: AtomicUsize,
     wait_lock: Mutex<()>,
     wakeup: Condvar,
+    /// The paths of the files that can be reopened.
+    paths: PathArena,
     /// Errors from closing at eviction, returned by the entry's next operation.
     errors: Mutex<HashMap<u32, io::Error>>,
     pub(super) counters: Counters,
@@ -76,6 +79,7 @@ impl Table {
             waiters: AtomicUsize::new(0),
             wait_lock: Mutex::new(()),
             wakeup: Condvar::new(),
+            paths: PathArena::default(),
             errors: Mutex::default(),
             counters: Counters::default(),
         }
@@ -131,7 +135,7 @@ impl Table {
     /// Publishes a freshly opened descriptor (its budget token already taken) in `slot`.
     pub(super) fn install(&self, slot: u32, fd: RawDescriptor, reopen: Option<Reopen>) {
         let entry = self.entry(slot);
-        if entry.install(fd, reopen) {
+        if entry.install(&self.paths, fd, reopen) {
             self.permanent.fetch_add(1, Ordering::Relaxed);
         } else {
             self.enlist(slot, entry);
@@ -161,7 +165,7 @@ impl Table {
         self.counters
             .hits
             .fetch_add(entry.take_hits(), Ordering::Relaxed);
-        entry.free(&locked);
+        entry.free(&self.paths, &locked);
         drop(locked);
         lock(&self.slots).free.push(slot);
         self.counters.closes.fetch_add(1, Ordering::Relaxed);
