@@ -7,13 +7,12 @@
 //! | group | pager function | baseline function(s) |
 //! |---|---|---|
 //! | `hot_read_at_4k` | `pager` | `std_file` (`File::read_at`) |
-//! | `page_in_and_eviction` | `pager_budget_1` (2 files alternate) | `open_fstat_close` |
+//! | `page_in_and_eviction` | `pager_budget_1` (2 files alternate, 1-byte reads) | `open_fstat_pread_close` |
 //! | `hot_reads_threads` | `pager/2` (throughput) | `pager/1` |
 //! | `zipf_100k_files_4k_reads` | `pager_budget_256` | `open_pread_close`, `lru_256_std_files` |
 
 use std::fs::{self, File};
 use std::hint::black_box;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -76,12 +75,14 @@ fn page_in_and_eviction(c: &mut Criterion) {
         cached_file(path, 1);
     }
     let mut group = c.benchmark_group("page_in_and_eviction");
-    group.bench_function("open_fstat_close", |b| {
+    // Both read one byte, so that the pager side is a plain operation.
+    group.bench_function("open_fstat_pread_close", |b| {
         let mut i = 0;
         b.iter(|| {
             i ^= 1;
             let file = File::open(&paths[i]).unwrap();
             black_box(file.metadata().unwrap());
+            black_box(file.read_at(&mut [0; 1], 0).unwrap());
         })
     });
     let pager = Pager::new(1);
@@ -89,13 +90,13 @@ fn page_in_and_eviction(c: &mut Criterion) {
         pager.open(&paths[0], &read_only()).unwrap(),
         pager.open(&paths[1], &read_only()).unwrap(),
     ];
-    // Each iteration pins the file that is paged out: one page-in (open + statx) and one
-    // eviction (fstat for st_nlink + close).
+    // Each iteration reads from the file that is paged out: one page-in (open + statx), one
+    // eviction (fstat for st_nlink + close), one pread.
     group.bench_function("pager_budget_1", |b| {
         let mut i = 0;
         b.iter(|| {
             i ^= 1;
-            files[i].with_fd(|fd| black_box(fd).as_raw_fd()).unwrap();
+            black_box(files[i].read_at(&mut [0; 1], 0).unwrap());
         })
     });
     group.finish();

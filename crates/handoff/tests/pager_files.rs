@@ -401,3 +401,33 @@ fn emfile_from_elsewhere_evicts_and_retries() {
         .open(dir.path().join("room again"), &rw_create())
         .is_ok());
 }
+
+#[test]
+fn with_fd_hands_c_the_cursor_and_takes_it_back() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let pager = Pager::new(1);
+    let mut file = pager.open(dir.path().join("shared"), &rw_create()).unwrap();
+    file.write_all(b"rust;").unwrap();
+    let _other = pager.open(dir.path().join("other"), &rw_create()).unwrap(); // pages it out
+    for _ in 0..2 {
+        // SAFETY: the fd is pinned open during the call; write does not keep it.
+        let n = file
+            .with_crt_fd(|fd| unsafe { libc::write(fd, b"c;".as_ptr().cast(), 2) })
+            .unwrap();
+        assert_eq!(n, 2);
+        file.write_all(b"rust;").unwrap();
+    }
+    assert_eq!(
+        fs::read(dir.path().join("shared")).unwrap(),
+        b"rust;c;rust;c;rust;"
+    );
+    file.seek(SeekFrom::Start(5)).unwrap();
+    let mut two = [0u8; 2];
+    // SAFETY: as above; read fills at most 2 bytes of `two`.
+    let n = file
+        .with_fd(|fd| unsafe { libc::read(fd.as_raw_fd(), two.as_mut_ptr().cast(), 2) })
+        .unwrap();
+    assert_eq!((n, &two), (2, b"c;"));
+    assert_eq!(file.stream_position().unwrap(), 7);
+}

@@ -268,23 +268,33 @@ impl VirtualFile {
     /// Lends the real descriptor to `f`, which C functions can be given; the file is pinned
     /// (never paged out) while `f` runs. The descriptor is the pager's: `f` must not close it.
     ///
+    /// The descriptor's file offset is set to this virtual file's cursor before `f` runs, and
+    /// the cursor takes the descriptor's offset after, so that C code reads and writes where
+    /// Rust left off, and the other way round (not for pipes and sockets, which have neither).
+    ///
     /// # Errors
     ///
-    /// The page-in's; [`ErrorKind::Deadlock`](io::ErrorKind::Deadlock) if this thread's nested
-    /// `with_fd` closures already pin the whole budget, so that waiting could never end.
+    /// The page-in's, or `lseek`'s; [`ErrorKind::Deadlock`](io::ErrorKind::Deadlock) if this
+    /// thread's nested `with_fd` closures already pin the whole budget, so that waiting could
+    /// never end.
     ///
     /// ```
     /// # use handoff::pager::{OpenOptions, Pager};
     /// # let dir = tempfile::tempdir()?;
-    /// # std::fs::write(dir.path().join("f"), b"abc")?;
+    /// # std::fs::write(dir.path().join("f"), b"abcdef")?;
+    /// use std::io::Read;
     /// use std::os::fd::AsRawFd;
     ///
     /// let pager = Pager::new(8);
-    /// let file = pager.open(dir.path().join("f"), OpenOptions::new().read(true))?;
+    /// let mut file = pager.open(dir.path().join("f"), OpenOptions::new().read(true))?;
     /// let mut buf = [0u8; 3];
     /// // SAFETY: the descriptor is pinned open while the closure runs; `read` does not keep it.
     /// let n = file.with_fd(|fd| unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 3) })?;
     /// assert_eq!((n, &buf), (3, b"abc"));
+    /// // Rust's cursor continues after what C read.
+    /// let mut rest = String::new();
+    /// file.read_to_string(&mut rest)?;
+    /// assert_eq!(rest, "def");
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[cfg(unix)]
@@ -292,7 +302,14 @@ impl VirtualFile {
         let pin = self.pin()?;
         // SAFETY: the pin keeps the descriptor open until after `f` returns.
         let fd = unsafe { sys::borrow(pin.fd) };
-        Ok(self.table.hold(|| f(fd)))
+        if self.writes == Writes::Stream {
+            return Ok(self.table.hold(|| f(fd)));
+        }
+        let start = *self.cursor();
+        sys::with_file(pin.fd, |mut file| file.seek(SeekFrom::Start(start)))?;
+        let result = self.table.hold(|| f(fd));
+        *self.cursor() = sys::with_file(pin.fd, |mut file| file.stream_position())?;
+        Ok(result)
     }
 
     /// Lends a C-runtime descriptor to `f`: on Unix the real fd itself (see
