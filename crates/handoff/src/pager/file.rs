@@ -413,10 +413,18 @@ impl VirtualFile {
         }
         let mut cursor = self.cursor();
         if self.writes == Writes::Append {
-            // The kernel picks the offset (the end); the cursor follows, as a File's would.
+            // The kernel picks the offset (the end); the cursor follows, as a File's would. A
+            // write of nothing moves nothing (and the offset of a freshly reopened fd is 0).
             let (n, end) = self.with_file(|mut file| {
                 let n = file.write(buf)?;
-                Ok((n, file.stream_position()?))
+                Ok((
+                    n,
+                    if n > 0 {
+                        file.stream_position()?
+                    } else {
+                        *cursor
+                    },
+                ))
             })?;
             *cursor = end;
             return Ok(n);
