@@ -55,7 +55,8 @@ C
 fi
 echo "[windows] toolchain and prefix ready at ${SECONDS}s"
 
-# 4. Build (warnings are errors, as on Unix) and test. One test thread: the C runtime's
-#    descriptor table is process-wide, and the tests count the process's handles.
-RUSTFLAGS="-D warnings" cargo test -Zbuild-std --target "$T" --workspace "$@" -- --test-threads=1
+# 4. Build (warnings are errors, as on Unix) and test the library. One test thread: the C
+#    runtime's descriptor table is process-wide, and the tests count the process's handles.
+#    (handoff-cli needs the pager, whose Windows backing is not written yet.)
+RUSTFLAGS="-D warnings" cargo test -Zbuild-std --target "$T" -p handoff "$@" -- --test-threads=1
 echo "[windows] tests passed under Wine at ${SECONDS}s"
