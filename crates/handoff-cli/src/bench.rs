@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::{RngExt, SeedableRng};
@@ -64,7 +65,8 @@ fn generate(spec: &BenchPartition, path: &std::path::Path) -> Result<u64, String
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut line = Vec::with_capacity(128);
     let write = |out: &mut BufWriter<File>, bytes: &[u8]| {
-        out.write_all(bytes).map_err(|e| format!("{}: {e}", path.display()))
+        out.write_all(bytes)
+            .map_err(|e| format!("{}: {e}", path.display()))
     };
     write(&mut out, b"key,value,payload\n")?;
     for _ in 0..spec.lines {
@@ -80,7 +82,8 @@ fn generate(spec: &BenchPartition, path: &std::path::Path) -> Result<u64, String
         line.push(b'\n');
         write(&mut out, &line)?;
     }
-    out.flush().map_err(|e| format!("{}: {e}", path.display()))?;
+    out.flush()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(std::fs::metadata(path).map_err(|e| e.to_string())?.len())
 }
 
@@ -143,7 +146,8 @@ pub fn run(command: BenchCommand) -> Result<(), String> {
         skip_malformed: false,
         quiet: true,
     };
-    let summary = partition::run(&job, &AtomicUsize::new(0)).map_err(|e| format!("{e:?}"))?;
+    let summary =
+        partition::run(&job, &Arc::new(AtomicUsize::new(0))).map_err(|e| format!("{e:?}"))?;
     let seconds = summary.elapsed.as_secs_f64();
     println!("{}", crate::summary_line(&summary));
     println!(

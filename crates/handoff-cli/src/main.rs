@@ -148,7 +148,10 @@ pub fn summary_line(summary: &Summary) -> String {
         summary.pager.evictions,
     );
     if summary.malformed > 0 {
-        line.push_str(&format!("; {} malformed records skipped", summary.malformed));
+        line.push_str(&format!(
+            "; {} malformed records skipped",
+            summary.malformed
+        ));
     }
     if let Some(signal) = summary.interrupted_by {
         line.push_str(&format!(

@@ -18,8 +18,10 @@ impl Progress {
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed} {binary_bytes} read ({binary_bytes_per_sec}) {msg}")
-                .expect("a valid template"),
+            ProgressStyle::with_template(
+                "{spinner} {elapsed} {binary_bytes} read ({binary_bytes_per_sec}) {msg}",
+            )
+            .expect("a valid template"),
         );
         bar.enable_steady_tick(Duration::from_millis(250));
         Progress { bar: Some(bar) }

@@ -1,6 +1,7 @@
 //! `handoff partition`: one pass over the input, one file per key, any number of keys, under
 //! any descriptor limit (the files are virtual files of a `handoff::pager::Pager`).
 
+pub mod input;
 pub mod names;
 pub mod outputs;
 pub mod records;
@@ -9,11 +10,13 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use handoff::pager::{Pager, Stats};
 
 use crate::progress::Progress;
+use input::Prefetch;
 use outputs::{Existing, Outputs};
 use records::Splitter;
 
@@ -97,13 +100,16 @@ fn prepare_outdir(dir: &Path, existing: Existing) -> Result<(), Failure> {
     Ok(())
 }
 
-fn open_input(path: &Path) -> Result<Box<dyn Read>, Failure> {
-    if path == Path::new("-") {
-        return Ok(Box::new(io::stdin().lock()));
-    }
-    File::open(path)
-        .map(|file| Box::new(file) as Box<dyn Read>)
-        .map_err(|e| run_error(format!("cannot open input {}: {e}", path.display())))
+fn open_input(path: &Path, signal: &Arc<AtomicUsize>) -> Result<Prefetch, Failure> {
+    let input: Box<dyn Read + Send> = if path == Path::new("-") {
+        Box::new(io::stdin())
+    } else {
+        Box::new(
+            File::open(path)
+                .map_err(|e| run_error(format!("cannot open input {}: {e}", path.display())))?,
+        )
+    };
+    Ok(Prefetch::spawn(input, Arc::clone(signal)))
 }
 
 fn display_name(path: &Path) -> String {
@@ -115,8 +121,9 @@ fn display_name(path: &Path) -> String {
 }
 
 /// Runs a partition job. `signal` is set (to the signal's number) by SIGINT/SIGTERM: the run
-/// then stops reading, writes every record read so far, and returns with `interrupted_by`.
-pub fn run(job: &Job, signal: &AtomicUsize) -> Result<Summary, Failure> {
+/// then stops reading, writes every complete record read so far, and returns with
+/// `interrupted_by`.
+pub fn run(job: &Job, signal: &Arc<AtomicUsize>) -> Result<Summary, Failure> {
     let started = Instant::now();
     check_template(&job.filename)?;
     prepare_outdir(&job.outdir, job.existing)?;
@@ -153,13 +160,24 @@ pub fn run(job: &Job, signal: &AtomicUsize) -> Result<Summary, Failure> {
 
     'inputs: for path in &inputs {
         let name = display_name(path);
-        let mut splitter = Splitter::new(open_input(path)?, job.delimiter, column_index.unwrap_or(0));
+        let mut splitter = Splitter::new(
+            open_input(path, signal)?,
+            job.delimiter,
+            column_index.unwrap_or(0),
+        );
         if !job.no_headers {
             let header = splitter
                 .next_record(true)
                 .map_err(|e| run_error(format!("{name}: {e}")))?;
-            let Some(header) = header else { continue };
-            let (raw, count, terminated) = (header.raw.to_vec(), header.fields, header.terminated());
+            let Some(header) = header else {
+                if splitter.stopped() {
+                    summary.interrupted_by = Some(signal.load(Ordering::Relaxed));
+                    break 'inputs;
+                }
+                continue; // an empty input
+            };
+            let (raw, count, terminated) =
+                (header.raw.to_vec(), header.fields, header.terminated());
             let fields = splitter.fields(count);
             match &header_fields {
                 None => {
@@ -199,10 +217,6 @@ pub fn run(job: &Job, signal: &AtomicUsize) -> Result<Summary, Failure> {
             }
         }
         loop {
-            if signal.load(Ordering::Relaxed) != 0 {
-                summary.interrupted_by = Some(signal.load(Ordering::Relaxed));
-                break 'inputs;
-            }
             let record = splitter
                 .next_record(false)
                 .map_err(|e| run_error(format!("{name}: read failed: {e}")))?;
@@ -229,7 +243,7 @@ pub fn run(job: &Job, signal: &AtomicUsize) -> Result<Summary, Failure> {
             let terminated = record.terminated();
             outputs.add(key, record.raw, terminated).map_err(|e| {
                 run_error(format!(
-                    "{name}:{}: cannot write the record: {e}",
+                    "stopped at {name}:{}: cannot write {e}",
                     record.line
                 ))
             })?;
@@ -244,11 +258,15 @@ pub fn run(job: &Job, signal: &AtomicUsize) -> Result<Summary, Failure> {
             }
         }
         summary.bytes_read += splitter.bytes_read();
+        if splitter.stopped() || signal.load(Ordering::Relaxed) != 0 {
+            summary.interrupted_by = Some(signal.load(Ordering::Relaxed));
+            break 'inputs;
+        }
     }
     summary.keys = outputs.keys();
     let (bytes_written, pager) = outputs
         .finish()
-        .map_err(|e| run_error(format!("cannot write: {e}")))?;
+        .map_err(|e| run_error(format!("cannot write {e}")))?;
     summary.bytes_written = bytes_written;
     summary.pager = pager;
     summary.elapsed = started.elapsed();

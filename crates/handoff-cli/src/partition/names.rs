@@ -128,7 +128,7 @@ mod tests {
             (&b"plain-key_1.csv"[..], "plain-key_1.csv"),
             (b"a/b", "a%2Fb"),
             (b"..", "%2E."),
-            (b"../../etc/passwd", "%2E.%2F%2E.%2Fetc%2Fpasswd"),
+            (b"../../etc/passwd", "%2E.%2F..%2Fetc%2Fpasswd"),
             (b"a\\b", "a%5Cb"),
             (b"nul\0byte", "nul%00byte"),
             (b"tab\tnew\nline", "tab%09new%0Aline"),
@@ -153,7 +153,9 @@ mod tests {
         let mut seen = HashMap::new();
         let mut key = Vec::new();
         // Every key of up to 2 bytes over an alphabet of the interesting bytes.
-        let alphabet = [b'a', b'A', b'.', b'%', b'/', b'0', b'2', b'E', 0, 0xff, b'e'];
+        let alphabet = [
+            b'a', b'A', b'.', b'%', b'/', b'0', b'2', b'E', 0, 0xff, b'e',
+        ];
         for &a in &alphabet {
             for &b in &alphabet {
                 for len in 1..=2 {

@@ -53,6 +53,7 @@ pub struct Splitter<R> {
     column: usize,
     line: u64,
     bytes_read: u64,
+    stopped: bool,
 }
 
 impl<R: Read> Splitter<R> {
@@ -71,6 +72,7 @@ impl<R: Read> Splitter<R> {
             column,
             line: 1,
             bytes_read: 0,
+            stopped: false,
         }
     }
 
@@ -96,9 +98,11 @@ impl<R: Read> Splitter<R> {
             .collect()
     }
 
-    /// Moves the unparsed tail to the front and reads more; `false` at end of input.
+    /// Moves the unparsed tail to the front and reads more. Returns `false` if no more data
+    /// will come: the end was seen already, or the read was interrupted (`ErrorKind::
+    /// Interrupted`, which the input reports once a signal asks the run to stop).
     fn refill(&mut self) -> io::Result<bool> {
-        if self.eof {
+        if self.eof || self.stopped {
             return Ok(false);
         }
         self.buf.copy_within(self.pos..self.end, 0);
@@ -108,20 +112,17 @@ impl<R: Read> Splitter<R> {
             // One record longer than the buffer: grow it.
             self.buf.resize(self.buf.len() * 2, 0);
         }
-        loop {
-            match self.input.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => {
-                    self.end += n;
-                    self.bytes_read += n as u64;
-                    break;
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
+        match self.input.read(&mut self.buf[self.end..]) {
+            Ok(0) => self.eof = true,
+            Ok(n) => {
+                self.end += n;
+                self.bytes_read += n as u64;
             }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {
+                self.stopped = true;
+                return Ok(false);
+            }
+            Err(error) => return Err(error),
         }
         self.plain_until = self.pos
             + memchr::memchr2(b'"', b'\r', &self.buf[self.pos..self.end])
@@ -129,17 +130,25 @@ impl<R: Read> Splitter<R> {
         Ok(true)
     }
 
+    /// Whether reading stopped early (a signal): the records returned are the complete ones
+    /// read before it; an incomplete one at the end was dropped.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
     /// The next record, or `None` at the end of the input. `decode_all` forces the CSV path
     /// (for the header, whose fields are all wanted).
     pub fn next_record(&mut self, decode_all: bool) -> io::Result<Option<Record<'_>>> {
         loop {
             // Blank lines are not records (as csv-core skips them).
-            while self.pos < self.end && self.buf[self.pos] == b'\n' && self.pos < self.plain_until {
+            while self.pos < self.end && self.buf[self.pos] == b'\n' && self.pos < self.plain_until
+            {
                 self.pos += 1;
                 self.line += 1;
             }
             if !decode_all && self.pos < self.plain_until {
-                if let Some(newline) = memchr::memchr(b'\n', &self.buf[self.pos..self.plain_until]) {
+                if let Some(newline) = memchr::memchr(b'\n', &self.buf[self.pos..self.plain_until])
+                {
                     return Ok(Some(self.plain_line(newline + 1)));
                 }
                 if self.plain_until == self.end {
@@ -147,8 +156,10 @@ impl<R: Read> Splitter<R> {
                         // The last line, without a terminator.
                         return Ok(Some(self.plain_line(self.end - self.pos)));
                     }
-                    self.refill()?; // the line goes on past the buffer
-                    continue;
+                    if !self.refill()? {
+                        return Ok(None); // stopped: the incomplete line is not a record
+                    }
+                    continue; // the line went on past the buffer
                 }
                 // A quote or carriage return lies ahead on this line: csv-core parses it.
             }
@@ -209,8 +220,11 @@ impl<R: Read> Splitter<R> {
                 }
                 ReadRecordResult::Record => break,
                 ReadRecordResult::InputEmpty if !self.eof => {
-                    // The record goes on past the buffer: read more and parse it again.
-                    self.refill()?;
+                    // The record goes on past the buffer: read more and parse it again (or,
+                    // stopped, drop the incomplete record).
+                    if !self.refill()? {
+                        self.pos = self.end;
+                    }
                     return Ok(None);
                 }
                 ReadRecordResult::InputEmpty => {} // at end of input: call once more with nothing
@@ -222,7 +236,11 @@ impl<R: Read> Splitter<R> {
             }
         }
         let key = if self.column < nend_total {
-            let start = if self.column == 0 { 0 } else { self.ends[self.column - 1] };
+            let start = if self.column == 0 {
+                0
+            } else {
+                self.ends[self.column - 1]
+            };
             KeyAt::Decoded(start, self.ends[self.column])
         } else {
             KeyAt::Missing
@@ -303,7 +321,11 @@ mod tests {
             b"\n",
         ] {
             for column in 0..3 {
-                assert_eq!(split(input, column), split_csv(input, column), "{input:?} {column}");
+                assert_eq!(
+                    split(input, column),
+                    split_csv(input, column),
+                    "{input:?} {column}"
+                );
             }
         }
     }
@@ -316,7 +338,12 @@ mod tests {
             records,
             vec![
                 ("\"a,b\",1\n".into(), Some("a,b".into()), 2, 1),
-                ("\"multi\nline\",2\n".into(), Some("multi\nline".into()), 2, 2),
+                (
+                    "\"multi\nline\",2\n".into(),
+                    Some("multi\nline".into()),
+                    2,
+                    2
+                ),
                 ("\"q\"\"uote\",3\n".into(), Some("q\"uote".into()), 2, 4),
             ]
         );
