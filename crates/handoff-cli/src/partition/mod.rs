@@ -72,7 +72,9 @@ fn check_template(template: &str) -> Result<(), Failure> {
             "--filename {template:?} must contain `{{}}` exactly once (where the key goes)"
         )));
     }
-    if template.contains(['/', '\\', '\0']) || template.starts_with('.') && template.len() < 4 {
+    // The escaped key is never empty, `.` or `..`, so with no separator the name stays in
+    // OUTDIR.
+    if template.contains(['/', '\\', '\0']) {
         return Err(Failure::Usage(format!(
             "--filename {template:?} must be a plain file name (no `/`, `\\` or NUL)"
         )));

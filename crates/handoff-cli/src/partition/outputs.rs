@@ -141,11 +141,18 @@ impl Outputs {
             .dir
             .join(format!("{}{name}{}", self.prefix, self.suffix));
         let at = self.outputs.len();
+        // A new file starts with the header: in the buffer, so that it goes out in the same
+        // write as the first records. (Appending, the header depends on the file: see `open`.)
+        let mut buf = Vec::new();
+        if let (Some(header), false) = (&self.header, self.existing == Existing::Append) {
+            buf.extend_from_slice(header);
+            self.held += buf.capacity();
+        }
         self.outputs.push(Output {
             key: key.into(),
             path,
             file: None,
-            buf: Vec::new(),
+            buf,
         });
         self.index.insert(key.into(), at);
         self.held += PER_KEY + 2 * key.len();
@@ -234,8 +241,8 @@ fn open(
         Existing::Append => options.append(true).create(true),
     };
     let mut file = pager.open(path, &options)?;
-    if let Some(header) = header {
-        if existing != Existing::Append || file.metadata()?.len() == 0 {
+    if let (Some(header), Existing::Append) = (header, existing) {
+        if file.metadata()?.len() == 0 {
             file.write_all(header)?;
             *written += header.len() as u64;
         }

@@ -359,4 +359,20 @@ mod tests {
         assert_eq!(records[1].1.as_deref(), Some(&*format!("q,{long}")));
         assert_eq!(records[2], ("last,1".into(), Some("last".into()), 2, 3));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever the bytes, the fast path and csv-core find the same records.
+        #[test]
+        fn the_fast_path_gives_the_records_csv_core_gives(
+            input in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'b', b',', b'"', b'\n', b'\r']),
+                0..200,
+            ),
+            column in 0..3usize,
+        ) {
+            proptest::prop_assert_eq!(split(&input, column), split_csv(&input, column));
+        }
+    }
 }
