@@ -279,11 +279,14 @@ impl<R: Read> Splitter<R> {
 mod tests {
     use super::*;
 
-    /// (raw, key, fields, line) of every record, by the plain-line path where it applies.
-    fn split(input: &[u8], column: usize) -> Vec<(String, Option<String>, usize, u64)> {
+    type Records = Vec<(String, Option<String>, usize, u64)>;
+
+    /// (raw, key, fields, line) of every record: by the plain-line path where it applies, or
+    /// (`csv_only`) always by csv-core.
+    fn split_with(input: &[u8], column: usize, csv_only: bool) -> Records {
         let mut splitter = Splitter::new(input, b',', column);
         let mut out = Vec::new();
-        while let Some(r) = splitter.next_record(false).unwrap() {
+        while let Some(r) = splitter.next_record(csv_only).unwrap() {
             out.push((
                 String::from_utf8_lossy(r.raw).into_owned(),
                 r.key.map(|k| String::from_utf8_lossy(k).into_owned()),
@@ -294,19 +297,12 @@ mod tests {
         out
     }
 
-    /// The same, always by csv-core.
-    fn split_csv(input: &[u8], column: usize) -> Vec<(String, Option<String>, usize, u64)> {
-        let mut splitter = Splitter::new(input, b',', column);
-        let mut out = Vec::new();
-        while let Some(r) = splitter.next_record(true).unwrap() {
-            out.push((
-                String::from_utf8_lossy(r.raw).into_owned(),
-                r.key.map(|k| String::from_utf8_lossy(k).into_owned()),
-                r.fields,
-                r.line,
-            ));
-        }
-        out
+    fn split(input: &[u8], column: usize) -> Records {
+        split_with(input, column, false)
+    }
+
+    fn split_csv(input: &[u8], column: usize) -> Records {
+        split_with(input, column, true)
     }
 
     #[test]
