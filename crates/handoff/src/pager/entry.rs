@@ -1,5 +1,5 @@
-//! One table entry, 48 bytes: a lock-free state word for the hit path, and what it takes to
-//! reopen the file.
+//! One table entry, 48 bytes on Unix: a lock-free state word for the hit path, and what it
+//! takes to page the file in again (the platform's `Backing`).
 //!
 //! The state word packs everything a hit needs into one `AtomicU64`, so that a hit is one
 //! compare-and-swap to pin and one subtraction to unpin:
@@ -21,11 +21,9 @@
 //! closed, and a closed one is never used. Every change keeps the bits it does not own (a
 //! read-modify-write, never a plain store), since LOCKED and BUSY have different holders.
 
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use super::path_arena::{self, PathArena};
-use super::sys::{Identity, RawDescriptor};
+use super::sys::{self, Backing, RawDescriptor};
 use super::OpenOptions;
 
 pub(super) const PINS: u64 = (1 << 20) - 1;
@@ -49,14 +47,6 @@ fn descriptor_bits(fd: RawDescriptor) -> u64 {
     u64::from(fd as u32) << 32
 }
 
-/// What it takes to reopen a file, as given to [`Entry::install`].
-pub(super) struct Reopen {
-    /// Absolute path, as given (symlinks not resolved: a swapped link is caught by identity).
-    pub(super) path: Box<std::path::Path>,
-    pub(super) options: OpenOptions,
-    pub(super) identity: Identity,
-}
-
 #[derive(Default)]
 pub(super) struct Entry {
     pub(super) state: AtomicU64,
@@ -66,18 +56,8 @@ pub(super) struct Entry {
     /// load and store, not a read-modify-write: a hit costs no extra atomic instruction, at the
     /// price of undercounting when threads hit the same file at the same instant.
     pub(super) hits: AtomicU32,
-    /// The path in the table's `PathArena`; null for a file that cannot be reopened (and for a
-    /// free slot).
-    path: AtomicPtr<u8>,
-    /// The file's identity at the first open, packed (`Identity::pack`).
-    identity: [AtomicI64; 3],
-}
-
-/// An entry's reopen facts, borrowed while its LOCKED bit is held.
-pub(super) struct ReopenRef<'a> {
-    pub(super) path: &'a std::path::Path,
-    pub(super) options: OpenOptions,
-    pub(super) identity: Identity,
+    /// How the file is found again once its descriptor is closed (the platform's backing).
+    pub(super) backing: Backing,
 }
 
 /// Holds an entry's LOCKED bit: one page-in, or the final close, at a time.
@@ -145,65 +125,47 @@ impl Entry {
         Locked(self)
     }
 
-    /// Fills a free slot with a freshly opened descriptor; `None` for a file that cannot be
-    /// reopened, which becomes PERMANENT. Nobody else can see the slot yet. Returns whether the
+    /// Fills a free slot: the descriptor the first open left resident (if any) and what it
+    /// takes to page the file in again (`None`: nothing; the file must then be resident, and
+    /// stays so for life: PERMANENT). Nobody else can see the slot yet. Returns whether the
     /// entry is permanent.
     pub(super) fn install(
         &self,
-        paths: &PathArena,
-        fd: RawDescriptor,
-        reopen: Option<Reopen>,
+        shared: &sys::Shared,
+        fd: Option<RawDescriptor>,
+        reopen: Option<sys::Reopen>,
+        options: &OpenOptions,
     ) -> bool {
-        let flags = match reopen {
-            Some(reopen) => {
-                let path = paths.alloc(&reopen.path);
-                self.path.store(
-                    path.map_or(std::ptr::null_mut(), NonNull::as_ptr),
-                    Ordering::Relaxed,
-                );
-                for (field, value) in self.identity.iter().zip(reopen.identity.pack()) {
-                    field.store(value, Ordering::Relaxed);
-                }
-                let options = &reopen.options;
-                let access = [
-                    (options.read, READ),
-                    (options.write, WRITE),
-                    (options.append, APPEND),
-                ]
-                .iter()
-                .filter(|(on, _)| *on)
-                .fold(0, |bits, (_, bit)| bits | bit);
-                // A path too long to keep cannot be reopened: keep the file resident.
-                if path.is_some() {
-                    REF | access
-                } else {
-                    PERMANENT
-                }
+        let access = [
+            (options.read, READ),
+            (options.write, WRITE),
+            (options.append, APPEND),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |bits, (_, bit)| bits | bit);
+        let pageable = reopen.is_some_and(|reopen| self.backing.store(shared, reopen));
+        let flags = if pageable { REF | access } else { PERMANENT };
+        let state = match fd {
+            Some(fd) => descriptor_bits(fd) | RESIDENT | flags,
+            None => {
+                debug_assert!(pageable, "a file with nothing resident must be pageable");
+                flags
             }
-            None => PERMANENT,
         };
-        self.state
-            .store(descriptor_bits(fd) | RESIDENT | flags, Ordering::Release);
-        flags & PERMANENT != 0
+        self.state.store(state, Ordering::Release);
+        !pageable
     }
 
-    /// The reopen facts, while `_locked` is held (the final close cannot free them meanwhile).
-    pub(super) fn reopen<'a>(&'a self, _locked: &Locked<'a>) -> Option<ReopenRef<'a>> {
-        let path = NonNull::new(self.path.load(Ordering::Relaxed))?;
+    /// The access a page-in asks for.
+    pub(super) fn options(&self) -> OpenOptions {
         let state = self.state.load(Ordering::Relaxed);
         let mut options = OpenOptions::new();
         options
             .read(state & READ != 0)
             .write(state & WRITE != 0)
             .append(state & APPEND != 0);
-        let packed = [0, 1, 2].map(|i| self.identity[i].load(Ordering::Relaxed));
-        Some(ReopenRef {
-            // SAFETY: the path lives until `free`, which needs the LOCKED bit held by
-            // `_locked`, whose lifetime bounds the borrow.
-            path: unsafe { path_arena::as_path(path) },
-            options,
-            identity: Identity::unpack(packed),
-        })
+        options
     }
 
     /// Publishes a descriptor just reopened by the holder of LOCKED, pinned once.
@@ -275,14 +237,9 @@ impl Entry {
 
     /// Frees the slot's reopen facts and clears its state (keeping LOCKED, which `locked`
     /// holds), for the next file. The descriptor must be closed already.
-    pub(super) fn free(&self, paths: &PathArena, locked: &Locked<'_>) {
+    pub(super) fn free(&self, shared: &sys::Shared, locked: &Locked<'_>) {
         debug_assert!(std::ptr::eq(locked.0, self));
-        let path = self.path.swap(std::ptr::null_mut(), Ordering::Relaxed);
-        if let Some(path) = NonNull::new(path) {
-            // SAFETY: the path came from `paths.alloc`, and LOCKED (held) keeps every reader
-            // out; the pointer is gone from the entry already.
-            unsafe { paths.free(path) };
-        }
+        self.backing.clear(shared);
         self.generation.fetch_add(1, Ordering::Relaxed);
         self.state.fetch_and(LOCKED, Ordering::Release);
     }

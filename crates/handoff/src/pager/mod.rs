@@ -83,8 +83,6 @@ use file::Writes;
 pub use options::OpenOptions;
 pub use stats::Stats;
 
-use entry::Reopen;
-use sys::Identity;
 use table::Table;
 
 /// A table of virtual descriptors over a budget of real ones. Cloning gives another handle to
@@ -190,7 +188,9 @@ impl Pager {
     /// ```
     pub fn open(&self, path: impl AsRef<Path>, options: &OpenOptions) -> io::Result<VirtualFile> {
         let path = std::path::absolute(path)?;
-        self.table.acquire()?;
+        if sys::OPEN_IS_RESIDENT {
+            self.table.acquire()?;
+        }
         let opened = self
             .table
             .open_evicting(|| options.first_open().open(&path))
@@ -198,17 +198,15 @@ impl Pager {
         let (metadata, file) = match opened {
             Ok(opened) => opened,
             Err(error) => {
-                self.table.give_back();
+                if sys::OPEN_IS_RESIDENT {
+                    self.table.give_back();
+                }
                 return Err(error);
             }
         };
-        let reopen = sys::is_reopenable(&metadata).then(|| Reopen {
-            path: path.into_boxed_path(),
-            options: options.clone(),
-            identity: Identity::of(&metadata),
-        });
         let writes = Writes::of(&metadata, options.append);
-        self.install(sys::into_raw(file), reopen, writes, 0)
+        let (fd, reopen) = sys::first_open(file, path, &metadata);
+        self.install(fd, reopen, options, writes, 0)
     }
 
     /// Takes ownership of anything already open and makes it a virtual file. A regular file
@@ -241,37 +239,36 @@ impl Pager {
         let metadata = sys::with_file(sys::raw_of(&fd), |file| file.metadata())?;
         self.table.acquire()?;
         let cursor = sys::position(&fd);
-        let reopen = sys::reopen_info(&fd, &metadata).map(|(path, options)| Reopen {
-            path: path.into_boxed_path(),
-            options,
-            identity: Identity::of(&metadata),
-        });
+        let (reopen, options) = match sys::reopen_info(&fd, &metadata) {
+            Some((path, options)) => (sys::Reopen::new(path, &metadata), options),
+            None => (None, OpenOptions::new()),
+        };
         let writes = Writes::of(&metadata, sys::is_append(&fd));
-        self.install(
-            std::os::fd::IntoRawFd::into_raw_fd(fd),
-            reopen,
-            writes,
-            cursor,
-        )
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        self.install(Some(fd), reopen, &options, writes, cursor)
     }
 
-    /// Publishes an opened descriptor, whose budget descriptor is already taken.
+    /// Publishes an opened file (its resident descriptor's budget token, if it has one, is
+    /// taken already).
     fn install(
         &self,
-        fd: sys::RawDescriptor,
-        reopen: Option<Reopen>,
+        fd: Option<sys::RawDescriptor>,
+        reopen: Option<sys::Reopen>,
+        options: &OpenOptions,
         writes: Writes,
         cursor: u64,
     ) -> io::Result<VirtualFile> {
         let (slot, generation) = match self.table.allocate() {
             Ok(allocated) => allocated,
             Err(error) => {
-                let _ = sys::close(fd);
-                self.table.give_back();
+                if let Some(fd) = fd {
+                    let _ = sys::close(fd);
+                    self.table.give_back();
+                }
                 return Err(error);
             }
         };
-        self.table.install(slot, fd, reopen);
+        self.table.install(slot, fd, reopen, options);
         self.table
             .counters
             .opens

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use super::entry::{self, Entry, Reopen, BUSY, PERMANENT, PINS, REF, RESIDENT};
-use super::path_arena::PathArena;
+use super::entry::{self, Entry, BUSY, PERMANENT, PINS, REF, RESIDENT};
 use super::stats::Counters;
-use super::sys::{self, Identity, RawDescriptor};
+use super::sys::{self, RawDescriptor};
+use super::OpenOptions;
 use crate::limits;
 
 const CHUNK_BITS: u32 = 12;
@@ -32,8 +32,8 @@ pub(super) struct Table {
     waiters: AtomicUsize,
     wait_lock: Mutex<()>,
     wakeup: Condvar,
-    /// The paths of the files that can be reopened.
-    paths: PathArena,
+    /// The backing's per-table state (Unix: the paths).
+    shared: sys::Shared,
     /// Errors from closing at eviction, returned by the entry's next operation.
     errors: Mutex<HashMap<u32, io::Error>>,
     pub(super) counters: Counters,
@@ -79,7 +79,7 @@ impl Table {
             waiters: AtomicUsize::new(0),
             wait_lock: Mutex::new(()),
             wakeup: Condvar::new(),
-            paths: PathArena::default(),
+            shared: sys::Shared::default(),
             errors: Mutex::default(),
             counters: Counters::default(),
         }
@@ -136,12 +136,19 @@ impl Table {
         Ok((slot, self.entry(slot).generation.load(Ordering::Relaxed)))
     }
 
-    /// Publishes a freshly opened descriptor (its budget token already taken) in `slot`.
-    pub(super) fn install(&self, slot: u32, fd: RawDescriptor, reopen: Option<Reopen>) {
+    /// Publishes a freshly opened file in `slot`: its resident descriptor (whose budget token
+    /// is taken already), if the first open left one, and how to page it in again.
+    pub(super) fn install(
+        &self,
+        slot: u32,
+        fd: Option<RawDescriptor>,
+        reopen: Option<sys::Reopen>,
+        options: &OpenOptions,
+    ) {
         let entry = self.entry(slot);
-        if entry.install(&self.paths, fd, reopen) {
+        if entry.install(&self.shared, fd, reopen, options) {
             self.permanent.fetch_add(1, Ordering::Relaxed);
-        } else {
+        } else if fd.is_some() {
             self.enlist(slot, entry);
         }
     }
@@ -169,7 +176,7 @@ impl Table {
         self.counters
             .hits
             .fetch_add(entry.take_hits(), Ordering::Relaxed);
-        entry.free(&self.paths, &locked);
+        entry.free(&self.shared, &locked);
         drop(locked);
         lock(&self.slots).free.push(slot);
         self.counters.closes.fetch_add(1, Ordering::Relaxed);
@@ -198,7 +205,7 @@ impl Table {
     #[cold]
     fn page_in(&self, slot: u32, entry: &Entry) -> io::Result<RawDescriptor> {
         // One page-in of an entry at a time (and never during its final close).
-        let locked = entry.lock();
+        let _locked = entry.lock();
         // Another thread may have paged it in while we waited.
         if let Some(fd) = entry.try_pin() {
             return Ok(fd); // counted as the page-in it waited for
@@ -212,73 +219,34 @@ impl Table {
         while entry.state.load(Ordering::Acquire) & BUSY != 0 {
             std::thread::yield_now();
         }
-        let reopen = entry
-            .reopen(&locked)
-            .expect("an entry that is not resident can be reopened");
+        let options = entry.options();
         self.acquire()?;
-        let file = match self.open_evicting(|| reopen.options.reopen().open(reopen.path)) {
-            Ok(file) => file,
-            Err(error) => {
-                self.give_back();
-                return Err(self.page_in_error(reopen.path, error));
+        let opened = loop {
+            match entry.backing.page_in(&self.shared, &options) {
+                Err(failure)
+                    if limits::is_out_of_descriptors(&failure.error) && self.evict_one() =>
+                {
+                    self.counters.emfile_retries.fetch_add(1, Ordering::Relaxed);
+                }
+                result => break result,
             }
         };
-        let identity = match file.metadata() {
-            Ok(metadata) => Identity::of(&metadata),
-            Err(error) => {
-                drop(file);
+        let fd = match opened {
+            Ok(fd) => fd,
+            Err(failure) => {
                 self.give_back();
-                return Err(error);
+                if failure.identity {
+                    self.counters
+                        .identity_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                return Err(failure.error);
             }
         };
-        if identity != reopen.identity {
-            drop(file);
-            self.give_back();
-            self.counters
-                .identity_failures
-                .fetch_add(1, Ordering::Relaxed);
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!(
-                    "{}: another file is at this path now (replaced, or a symlink swapped, \
-                     while the virtual file was paged out); nothing was read or written",
-                    sys::display(reopen.path)
-                ),
-            ));
-        }
-        let fd = sys::into_raw(file);
         entry.page_in(fd);
         self.enlist(slot, entry);
         self.counters.page_ins.fetch_add(1, Ordering::Relaxed);
         Ok(fd)
-    }
-
-    /// Says which file could not be paged in and why. A file gone from its path counts as an
-    /// identity failure. A lack of descriptors stays the plain OS error, so that
-    /// `limits::is_out_of_descriptors` recognises it.
-    fn page_in_error(&self, path: &std::path::Path, error: io::Error) -> io::Error {
-        if limits::is_out_of_descriptors(&error) {
-            return error;
-        }
-        let why = match error.kind() {
-            io::ErrorKind::NotFound => {
-                self.counters
-                    .identity_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                "renamed or removed while the virtual file was paged out"
-            }
-            io::ErrorKind::PermissionDenied => {
-                "access refused at reopen (permissions are checked again at every page-in)"
-            }
-            _ => "cannot be reopened to page the virtual file in",
-        };
-        io::Error::new(
-            error.kind(),
-            PageInError {
-                message: format!("{}: {why}", sys::display(path)),
-                source: error,
-            },
-        )
     }
 
     /// Runs `open`; on EMFILE/ENFILE (other code holds descriptors too) evicts one of ours and
@@ -456,7 +424,7 @@ impl Table {
     /// permanent instead, and `false` is returned.
     fn finish_eviction(&self, slot: u32, entry: &Entry, state: u64) -> bool {
         let fd = entry::descriptor_of(state);
-        if sys::is_unlinked(fd).unwrap_or(false) {
+        if sys::keep_at_eviction(fd) {
             self.permanent.fetch_add(1, Ordering::Relaxed);
             entry.make_permanent();
             return false;
@@ -484,24 +452,5 @@ impl Table {
             .map(|slot| u64::from(self.entry(slot as u32).hits.load(Ordering::Relaxed)))
             .sum();
         self.counters.hits.load(Ordering::Relaxed) + live
-    }
-}
-
-/// A page-in failure: the path and the reason, with the OS error as its `source`.
-#[derive(Debug)]
-struct PageInError {
-    message: String,
-    source: io::Error,
-}
-
-impl std::fmt::Display for PageInError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.message, self.source)
-    }
-}
-
-impl std::error::Error for PageInError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
     }
 }

@@ -5,8 +5,12 @@ use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI64, AtomicPtr, Ordering};
+
+use super::path_arena::{self, PathArena};
 use super::OpenOptions;
 
 pub(super) type RawDescriptor = RawFd;
@@ -174,10 +178,6 @@ pub(super) fn position(fd: &OwnedFd) -> u64 {
     with_file(fd.as_raw_fd(), |mut file| file.stream_position()).unwrap_or(0)
 }
 
-pub(super) fn display(path: &Path) -> std::path::Display<'_> {
-    path.display()
-}
-
 #[inline]
 pub(super) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     std::os::unix::fs::FileExt::read_at(file, buf, offset)
@@ -194,4 +194,180 @@ pub(super) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Res
 
 pub(super) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+// ----- the backing: how a paged-out entry is found again ----------------------------------
+
+/// Per-table state of the backing: where the paths live.
+#[derive(Default)]
+pub(super) struct Shared {
+    paths: PathArena,
+}
+
+/// What a file needs to be found again after its fd is closed: its absolute path (as given:
+/// symlinks are not resolved, a swapped link is caught by the identity) and its identity.
+pub(super) struct Reopen {
+    path: PathBuf,
+    identity: Identity,
+}
+
+impl Reopen {
+    /// `None` for what cannot be reopened by path (pipes, sockets, devices, unlinked files).
+    pub(super) fn new(path: PathBuf, metadata: &Metadata) -> Option<Reopen> {
+        is_reopenable(metadata).then(|| Reopen {
+            path,
+            identity: Identity::of(metadata),
+        })
+    }
+}
+
+/// An entry's reopen facts: 32 bytes, the path in the table's arena.
+#[derive(Default)]
+pub(super) struct Backing {
+    /// Null for a file that cannot be reopened (and for a free slot).
+    path: AtomicPtr<u8>,
+    /// `Identity::pack`.
+    identity: [AtomicI64; 3],
+}
+
+/// A page-in failure; `identity` if the file at the path is not the file any more (or gone).
+pub(super) struct PageInError {
+    pub(super) error: io::Error,
+    pub(super) identity: bool,
+}
+
+/// A page-in failure: the path and the reason, with the OS error as its `source`.
+#[derive(Debug)]
+struct Reason {
+    message: String,
+    source: Option<io::Error>,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{} ({source})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Reason {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}
+
+impl Backing {
+    /// Keeps `reopen` in the entry (nobody else sees the slot yet). `false` if the path cannot
+    /// be kept (over 65,535 bytes): the file then stays resident for life.
+    pub(super) fn store(&self, shared: &Shared, reopen: Reopen) -> bool {
+        let Some(path) = shared.paths.alloc(&reopen.path) else {
+            return false;
+        };
+        self.path.store(path.as_ptr(), Ordering::Relaxed);
+        for (field, value) in self.identity.iter().zip(reopen.identity.pack()) {
+            field.store(value, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Reopens the file with `options` and checks its identity before anything else. Called
+    /// with the entry's LOCKED bit held, which keeps `clear` out.
+    pub(super) fn page_in(
+        &self,
+        shared: &Shared,
+        options: &OpenOptions,
+    ) -> Result<RawDescriptor, PageInError> {
+        let _ = shared;
+        let path = NonNull::new(self.path.load(Ordering::Relaxed))
+            .expect("an entry that is paged out can be reopened");
+        // SAFETY: the path lives until `clear`, which needs the LOCKED bit our caller holds.
+        let path = unsafe { path_arena::as_path(path) };
+        let fail = |error: io::Error, identity: bool, why: &str| PageInError {
+            error: io::Error::new(
+                error.kind(),
+                Reason {
+                    message: format!("{}: {why}", path.display()),
+                    source: Some(error),
+                },
+            ),
+            identity,
+        };
+        let file = match options.reopen().open(path) {
+            Ok(file) => file,
+            // A lack of descriptors stays the plain OS error (the caller evicts and retries).
+            Err(error) if crate::limits::is_out_of_descriptors(&error) => {
+                return Err(PageInError {
+                    error,
+                    identity: false,
+                })
+            }
+            Err(error) => {
+                let (identity, why) = match error.kind() {
+                    io::ErrorKind::NotFound => (
+                        true,
+                        "renamed or removed while the virtual file was paged out",
+                    ),
+                    io::ErrorKind::PermissionDenied => (
+                        false,
+                        "access refused at reopen (permissions are checked again at every page-in)",
+                    ),
+                    _ => (false, "cannot be reopened to page the virtual file in"),
+                };
+                return Err(fail(error, identity, why));
+            }
+        };
+        let identity = file
+            .metadata()
+            .map_err(|error| fail(error, false, "cannot be checked after reopening"))?;
+        let recorded =
+            Identity::unpack([0, 1, 2].map(|i| self.identity[i].load(Ordering::Relaxed)));
+        if Identity::of(&identity) != recorded {
+            return Err(PageInError {
+                error: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    Reason {
+                        message: format!(
+                            "{}: another file is at this path now (replaced, or a symlink \
+                             swapped, while the virtual file was paged out); nothing was read \
+                             or written",
+                            path.display()
+                        ),
+                        source: None,
+                    },
+                ),
+                identity: true,
+            });
+        }
+        Ok(into_raw(file))
+    }
+
+    /// Forgets the facts (the slot is being freed; LOCKED is held).
+    pub(super) fn clear(&self, shared: &Shared) {
+        let path = self.path.swap(std::ptr::null_mut(), Ordering::Relaxed);
+        if let Some(path) = NonNull::new(path) {
+            // SAFETY: the path came from `shared.paths.alloc`; the pointer is gone from the
+            // entry, and LOCKED keeps every reader out.
+            unsafe { shared.paths.free(path) };
+        }
+    }
+}
+
+/// Whether an fd about to be evicted must stay instead: its file was unlinked while open, so
+/// it could never be reopened.
+pub(super) fn keep_at_eviction(fd: RawFd) -> bool {
+    is_unlinked(fd).unwrap_or(false)
+}
+
+/// Unix: the first open's fd stays resident (a budget token is taken before the open).
+pub(super) const OPEN_IS_RESIDENT: bool = true;
+
+/// After the first open: the fd, resident, and how to reopen the file if it can be.
+pub(super) fn first_open(
+    file: File,
+    path: PathBuf,
+    metadata: &Metadata,
+) -> (Option<RawFd>, Option<Reopen>) {
+    (Some(into_raw(file)), Reopen::new(path, metadata))
 }
