@@ -36,6 +36,8 @@ export WINEPREFIX=$W/prefix WINEDEBUG=-all
 # otherwise exit 0).
 export WINEDLLOVERRIDES="mscoree,mshtml=;winedbg.exe=d"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+# The pager's model test: fewer cases under Wine, where every file operation is slower.
+export HANDOFF_MODEL_CASES=${HANDOFF_MODEL_CASES:-1000}
 
 # 3. Wine prefix, plus a bcryptprimitives.dll that exports ProcessPrng (Rust >= 1.78 std imports
 #    it; Wine 8.0 lacks it and every .exe would exit 53 without a word).

@@ -43,10 +43,9 @@
 
 pub mod crt;
 pub mod limits;
-#[cfg(unix)]
 pub mod pager;
 
-// The README's examples run as doctests on Unix (the pager has no Windows backing yet).
-#[cfg(all(doctest, unix))]
+// The README's examples run as doctests.
+#[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;

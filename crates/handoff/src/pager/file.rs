@@ -36,12 +36,15 @@ use super::Vfd;
 /// options.read(true).write(true).create(true);
 /// let mut a = pager.open(dir.path().join("a"), &options)?;
 /// let mut b = pager.open(dir.path().join("b"), &options)?;
-/// a.write_all(b"hello")?; // a is paged in, b out
+/// a.write_all(b"hello")?; // Unix: a is paged in, b out
 /// b.write_all(b"world")?; // and the other way round
 /// a.seek(SeekFrom::Start(0))?;
 /// let mut text = String::new();
 /// a.read_to_string(&mut text)?;
 /// assert_eq!(text, "hello");
+/// // A real descriptor for C code: at most one at a time, with a budget of one.
+/// a.with_crt_fd(|_fd| ())?;
+/// b.with_crt_fd(|_fd| ())?;
 /// assert_eq!(pager.resident(), 1);
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -117,11 +120,23 @@ impl VirtualFile {
         })
     }
 
-    /// Runs `f` on a `File` view of the pinned descriptor.
+    /// Runs `f` on a `File` view of the file: on Unix the pinned descriptor (paged in if
+    /// needed); on Windows the entry's own handle, which needs no descriptor at all. (The one
+    /// place the portable layer tells the backings apart: what Rust I/O goes through.)
+    #[cfg(unix)]
     #[inline]
     fn with_file<R>(&self, f: impl FnOnce(&std::fs::File) -> io::Result<R>) -> io::Result<R> {
         let pin = self.pin()?;
         sys::with_file(pin.fd, f)
+    }
+
+    #[cfg(windows)]
+    #[inline]
+    fn with_file<R>(&self, f: impl FnOnce(&std::fs::File) -> io::Result<R>) -> io::Result<R> {
+        if let Some(kept) = self.table.take_kept_error(self.slot) {
+            return Err(kept);
+        }
+        self.table.entry(self.slot).backing.with_file(f)
     }
 
     fn cursor(&self) -> MutexGuard<'_, u64> {
@@ -332,6 +347,41 @@ impl VirtualFile {
         self.with_fd(|fd| f(fd.as_raw_fd()))
     }
 
+    /// Lends a C-runtime descriptor to `f`, paged in over a duplicate of the file's handle
+    /// (`DuplicateHandle` + `_open_osfhandle`) if it has none, and pinned while `f` runs. `f`
+    /// must not close it. Its position is set to this virtual file's cursor before `f` runs,
+    /// and the cursor takes it back after.
+    ///
+    /// # Errors
+    ///
+    /// No descriptor can be had (the table is full of others' and nothing of the pager's is
+    /// evictable: recognised by [`limits::is_out_of_descriptors`](crate::limits::is_out_of_descriptors));
+    /// [`ErrorKind::Deadlock`](io::ErrorKind::Deadlock) as for nested pins on Unix.
+    ///
+    /// ```
+    /// # use handoff::pager::{OpenOptions, Pager};
+    /// # let dir = tempfile::tempdir()?;
+    /// let pager = Pager::new(8);
+    /// let mut options = OpenOptions::new();
+    /// let file = pager.open(dir.path().join("f"), options.write(true).create(true))?;
+    /// // SAFETY: the descriptor stays open during the call; `write` does not keep it.
+    /// let n = file.with_crt_fd(|fd| unsafe { libc::write(fd, b"c".as_ptr().cast(), 1) })?;
+    /// assert_eq!(n, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(windows)]
+    pub fn with_crt_fd<R>(&self, f: impl FnOnce(std::ffi::c_int) -> R) -> io::Result<R> {
+        let pin = self.pin()?;
+        if self.writes == Writes::Stream {
+            return Ok(self.table.hold(|| f(pin.fd)));
+        }
+        let start = *self.cursor();
+        sys::seek_descriptor(pin.fd, SeekFrom::Start(start))?;
+        let result = self.table.hold(|| f(pin.fd));
+        *self.cursor() = sys::seek_descriptor(pin.fd, SeekFrom::Current(0))?;
+        Ok(result)
+    }
+
     /// Whether the file holds a real descriptor now.
     ///
     /// ```
@@ -341,8 +391,10 @@ impl VirtualFile {
     /// let mut options = OpenOptions::new();
     /// options.write(true).create(true);
     /// let a = pager.open(dir.path().join("a"), &options)?;
-    /// assert!(a.is_resident());
     /// let b = pager.open(dir.path().join("b"), &options)?;
+    /// a.with_crt_fd(|_fd| ())?;
+    /// assert!(a.is_resident());
+    /// b.with_crt_fd(|_fd| ())?;
     /// assert!(!a.is_resident() && b.is_resident());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -414,12 +466,14 @@ impl VirtualFile {
         let mut cursor = self.cursor();
         if self.writes == Writes::Append {
             // The kernel picks the offset (the end); the cursor follows, as a File's would. A
-            // write of nothing moves nothing (and the offset of a freshly reopened fd is 0).
+            // write of nothing moves nothing on Unix (where a reopened fd's offset is 0, not the
+            // cursor), and moves to the end on Windows: as the platform's File does.
             let (n, end) = self.with_file(|mut file| {
                 let n = file.write(buf)?;
+                let moved = n > 0 || sys::EMPTY_APPEND_MOVES_TO_END;
                 Ok((
                     n,
-                    if n > 0 {
+                    if moved {
                         file.stream_position()?
                     } else {
                         *cursor
@@ -458,6 +512,14 @@ impl Drop for VirtualFile {
     fn drop(&mut self) {
         // The error has nowhere to go; `close()` reports it.
         let _ = self.table.release(self.slot);
+    }
+}
+
+/// Borrows the file's own handle, which it keeps for life (never paged out).
+#[cfg(windows)]
+impl std::os::windows::io::AsHandle for VirtualFile {
+    fn as_handle(&self) -> std::os::windows::io::BorrowedHandle<'_> {
+        self.table.entry(self.slot).backing.handle()
     }
 }
 

@@ -23,6 +23,16 @@
 //! resident for life and count against the budget. A file unlinked while resident is caught
 //! at eviction (`st_nlink` is 0) and kept resident instead.
 //!
+//! **Windows backing: kernel handles.** A process may hold millions of `HANDLE`s but only
+//! 2048 (msvcrt.dll) or 8192 (UCRT) C-runtime descriptors. Each virtual file keeps its
+//! `HANDLE` for life (so it is never "paged out" in the Unix sense: renames and deletes do not
+//! affect it), and Rust-side I/O goes through the handle without any descriptor. The budget
+//! counts C-runtime descriptors: [`VirtualFile::with_crt_fd`] pages one in with
+//! `DuplicateHandle` + `_open_osfhandle`, and eviction `_close`s only that duplicate. The file
+//! position lives in the kernel file object, shared by the handle and every duplicate; the
+//! virtual file's own cursor is set on the descriptor before C code runs and read back after,
+//! as on Unix.
+//!
 //! **The budget is a hard ceiling**: whatever the number of threads, the pager never holds more
 //! real descriptors than its budget. An operation *pins* its file for its duration (and
 //! [`VirtualFile::with_fd`] for the closure's); a page-in that finds every resident file
@@ -63,14 +73,18 @@
 mod entry;
 mod file;
 mod options;
+#[cfg(unix)]
 mod path_arena;
 mod stats;
 mod table;
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests;
 
 #[cfg(unix)]
 #[path = "unix.rs"]
+mod sys;
+#[cfg(windows)]
+#[path = "windows.rs"]
 mod sys;
 
 use std::fmt;
@@ -147,9 +161,10 @@ impl Pager {
         }
     }
 
-    /// A pager whose budget is the soft descriptor limit (`RLIMIT_NOFILE`) less a reserve for
-    /// the rest of the process: an eighth of the limit, at least 16 and at most 256
-    /// descriptors. (Call [`limits::raise`](crate::limits::raise) first to use the hard limit.)
+    /// A pager whose budget is the descriptor limit less a reserve for the rest of the process
+    /// (an eighth of the limit, at least 16 and at most 256 descriptors): on Unix the soft
+    /// `RLIMIT_NOFILE` (call [`limits::raise`](crate::limits::raise) first to use the hard
+    /// limit), on Windows the C runtime's table (2048 − 256 = 1792 with msvcrt.dll).
     ///
     /// # Errors
     ///
@@ -248,6 +263,39 @@ impl Pager {
         self.install(Some(fd), reopen, &options, writes, cursor)
     }
 
+    /// Takes ownership of any open handle and makes it a virtual file: the handle is kept for
+    /// life, and a C-runtime descriptor is paged in over a duplicate when C code needs one
+    /// ([`VirtualFile::with_crt_fd`]). The cursor starts at the handle's file position.
+    ///
+    /// # Errors
+    ///
+    /// The handle's metadata cannot be read; the handle is closed.
+    ///
+    /// ```
+    /// use handoff::pager::Pager;
+    ///
+    /// let pager = Pager::new(4);
+    /// let file = pager.adopt(tempfile::tempfile()?.into())?;
+    /// file.write_all_at(b"adopted", 0)?;
+    /// assert!(!file.is_resident()); // no C-runtime descriptor until one is asked for
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(windows)]
+    pub fn adopt(&self, handle: std::os::windows::io::OwnedHandle) -> io::Result<VirtualFile> {
+        let metadata = sys::metadata(&handle)?;
+        let cursor = sys::position(&handle);
+        let writes = Writes::of(&metadata, false);
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        self.install(
+            None,
+            Some(sys::Reopen::new(handle)),
+            &options,
+            writes,
+            cursor,
+        )
+    }
+
     /// Publishes an opened file (its resident descriptor's budget token, if it has one, is
     /// taken already).
     fn install(
@@ -302,6 +350,10 @@ impl Pager {
     /// let mut options = OpenOptions::new();
     /// options.write(true).create(true);
     /// let files: Vec<_> = (0..8).map(|i| pager.open(dir.path().join(i.to_string()), &options)).collect::<Result<_, _>>()?;
+    /// for file in &files {
+    ///     file.with_crt_fd(|_fd| ())?;
+    /// }
+    /// assert_eq!(pager.resident(), 8);
     /// pager.set_budget(2);
     /// assert_eq!(pager.resident(), 2);
     /// # Ok::<(), std::io::Error>(())
@@ -327,6 +379,7 @@ impl Pager {
     /// # let dir = tempfile::tempdir()?;
     /// let pager = Pager::new(8);
     /// let file = pager.open(dir.path().join("a"), OpenOptions::new().write(true).create(true))?;
+    /// file.with_crt_fd(|_fd| ())?; // resident now, whatever the platform
     /// assert!(pager.release_one());
     /// assert!(!file.is_resident());
     /// assert!(!pager.release_one());

@@ -12,10 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// let mut options = OpenOptions::new();
 /// options.read(true).write(true).create(true);
 /// let a = pager.open(dir.path().join("a"), &options)?;
-/// let b = pager.open(dir.path().join("b"), &options)?; // evicts a
-/// a.write_all_at(b"x", 0)?; // pages a in, evicting b
+/// let b = pager.open(dir.path().join("b"), &options)?;
+/// a.with_crt_fd(|_fd| ())?; // a real descriptor for a...
+/// b.with_crt_fd(|_fd| ())?; // ...then for b: a's is closed
+/// a.with_crt_fd(|_fd| ())?; // and a's again: paged in
 /// let stats = pager.stats();
-/// assert_eq!((stats.opens, stats.page_ins, stats.evictions), (2, 1, 2));
+/// assert_eq!(stats.opens, 2);
+/// assert!(stats.page_ins >= 1 && stats.evictions >= 2);
 /// assert_eq!(stats.peak_resident, 1);
 /// # drop(b);
 /// # Ok::<(), std::io::Error>(())
@@ -34,7 +37,8 @@ pub struct Stats {
     pub identity_failures: u64,
     /// Real descriptors held now.
     pub resident: u64,
-    /// The most real descriptors held at once.
+    /// The most real descriptors held at once, counting one being opened (the budget is taken
+    /// before the open): never above the budget.
     pub peak_resident: u64,
     /// Files that cannot be paged out (pipes, sockets, unlinked files), held now.
     pub permanent: u64,

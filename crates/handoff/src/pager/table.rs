@@ -210,10 +210,8 @@ impl Table {
         if let Some(fd) = entry.try_pin() {
             return Ok(fd); // counted as the page-in it waited for
         }
-        if entry.take_error_flag() {
-            if let Some(error) = lock(&self.errors).remove(&slot) {
-                return Err(error);
-            }
+        if let Some(error) = self.take_kept_error(slot) {
+            return Err(error);
         }
         // Not resident: an evictor that claimed it has finished (it clears BUSY with RESIDENT).
         while entry.state.load(Ordering::Acquire) & BUSY != 0 {
@@ -247,6 +245,15 @@ impl Table {
         self.enlist(slot, entry);
         self.counters.page_ins.fetch_add(1, Ordering::Relaxed);
         Ok(fd)
+    }
+
+    /// Takes the error kept for `slot` from a failed close at eviction, if there is one.
+    pub(super) fn take_kept_error(&self, slot: u32) -> Option<io::Error> {
+        if self.entry(slot).take_error_flag() {
+            lock(&self.errors).remove(&slot)
+        } else {
+            None
+        }
     }
 
     /// Runs `open`; on EMFILE/ENFILE (other code holds descriptors too) evicts one of ours and

@@ -371,3 +371,6 @@ pub(super) fn first_open(
 ) -> (Option<RawFd>, Option<Reopen>) {
     (Some(into_raw(file)), Reopen::new(path, metadata))
 }
+
+/// Whether an append-mode write of zero bytes moves the file position to the end.
+pub(super) const EMPTY_APPEND_MOVES_TO_END: bool = false;
