@@ -155,7 +155,29 @@ impl Table {
 
     fn enlist(&self, slot: u32, entry: &Entry) {
         let generation = entry.generation.load(Ordering::Relaxed);
-        lock(&self.clock).ring.push((slot, generation));
+        let mut clock = lock(&self.clock);
+        // Closed files leave stale records that only the hand removes; when nothing is ever
+        // evicted the hand never moves, so sweep them here once they outnumber the budget.
+        if clock.ring.len() >= 2 * self.budget() + 64 {
+            clock
+                .ring
+                .retain(|&(slot, generation)| self.is_enlisted(slot, generation));
+            clock.hand = 0;
+        }
+        clock.ring.push((slot, generation));
+    }
+
+    /// How many records the clock holds (live or stale).
+    #[cfg(test)]
+    pub(super) fn clock_len(&self) -> usize {
+        lock(&self.clock).ring.len()
+    }
+
+    /// Whether a clock record still stands for a resident, evictable file.
+    fn is_enlisted(&self, slot: u32, generation: u32) -> bool {
+        let entry = self.entry(slot);
+        entry.generation.load(Ordering::Relaxed) == generation
+            && entry.state.load(Ordering::Relaxed) & (RESIDENT | PERMANENT) == RESIDENT
     }
 
     /// Closes the entry's descriptor if it has one, frees the slot, and returns the first
@@ -397,14 +419,12 @@ impl Table {
             }
             let hand = clock.hand;
             let (slot, generation) = clock.ring[hand];
-            let entry = self.entry(slot);
-            let state = entry.state.load(Ordering::Acquire);
-            if entry.generation.load(Ordering::Relaxed) != generation
-                || state & (RESIDENT | PERMANENT) != RESIDENT
-            {
+            if !self.is_enlisted(slot, generation) {
                 clock.ring.swap_remove(hand); // stale record
                 continue;
             }
+            let entry = self.entry(slot);
+            let state = entry.state.load(Ordering::Acquire);
             if state & (PINS | BUSY) != 0 {
                 clock.hand += 1;
                 continue;
