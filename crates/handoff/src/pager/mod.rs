@@ -183,8 +183,9 @@ impl Pager {
         Ok(Pager::new(soft.saturating_sub(reserve)))
     }
 
-    /// Opens a file as a virtual file. It starts resident (evicting another if the budget is
-    /// used up).
+    /// Opens a file as a virtual file. On Unix it starts resident (evicting another if the
+    /// budget is used up); on Windows it holds only its handle until C code asks for a
+    /// descriptor ([`VirtualFile::with_crt_fd`]).
     ///
     /// # Errors
     ///
@@ -265,7 +266,8 @@ impl Pager {
 
     /// Takes ownership of any open handle and makes it a virtual file: the handle is kept for
     /// life, and a C-runtime descriptor is paged in over a duplicate when C code needs one
-    /// ([`VirtualFile::with_crt_fd`]). The cursor starts at the handle's file position.
+    /// ([`VirtualFile::with_crt_fd`]). The cursor starts at the handle's file position. The
+    /// descriptors are opened read-write: the handle's own access decides what C code may do.
     ///
     /// # Errors
     ///
