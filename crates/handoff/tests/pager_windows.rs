@@ -18,6 +18,13 @@ fn rw_create() -> OpenOptions {
     options
 }
 
+/// `count` new virtual files in `dir`, named by number.
+fn open_files(pager: &Pager, dir: &std::path::Path, count: usize) -> Vec<VirtualFile> {
+    (0..count)
+        .map(|i| pager.open(dir.join(format!("{i}")), &rw_create()).unwrap())
+        .collect()
+}
+
 fn content(i: usize) -> String {
     format!("file {i}, written by _write\n")
 }
@@ -59,13 +66,7 @@ fn ten_thousand_files_through_the_c_runtime_far_beyond_2048() {
     let dir = tempfile::tempdir().unwrap();
     let pager = Pager::from_limit().unwrap();
     assert!(pager.budget() < 2048, "budget {}", pager.budget());
-    let mut files: Vec<_> = (0..10_000)
-        .map(|i| {
-            pager
-                .open(dir.path().join(format!("{i}")), &rw_create())
-                .unwrap()
-        })
-        .collect();
+    let mut files = open_files(&pager, dir.path(), 10_000);
     write_by_c_read_by_rust(&mut files);
     let stats = pager.stats();
     assert!(stats.peak_resident <= pager.budget() as u64, "{stats:?}");
@@ -90,13 +91,7 @@ fn with_the_table_filled_by_others_eight_free_slots_are_enough() {
     others.truncate(others.len() - 8);
 
     let pager = Pager::new(1000); // a budget far above what the table has left
-    let mut files: Vec<_> = (0..2_000)
-        .map(|i| {
-            pager
-                .open(dir.path().join(format!("{i}")), &rw_create())
-                .unwrap()
-        })
-        .collect();
+    let mut files = open_files(&pager, dir.path(), 2_000);
     write_by_c_read_by_rust(&mut files);
     let stats = pager.stats();
     // Eight descriptors held, and a ninth budget token taken for an open that failed with
@@ -132,13 +127,7 @@ fn every_handle_is_closed_exactly_once() {
     let census = Census::take();
     let dir = tempfile::tempdir().unwrap();
     let pager = Pager::new(4);
-    let files: Vec<_> = (0..64)
-        .map(|i| {
-            pager
-                .open(dir.path().join(format!("{i}")), &rw_create())
-                .unwrap()
-        })
-        .collect();
+    let files = open_files(&pager, dir.path(), 64);
     let mut duplicates = Vec::new();
     for file in &files {
         file.with_crt_fd(|fd| duplicates.push(fd)).unwrap();
@@ -163,13 +152,7 @@ fn four_threads_budget_eight_leak_nothing() {
     let census = Census::take();
     let dir = tempfile::tempdir().unwrap();
     let pager = Pager::new(8);
-    let files: Vec<_> = (0..400)
-        .map(|i| {
-            pager
-                .open(dir.path().join(format!("{i}")), &rw_create())
-                .unwrap()
-        })
-        .collect();
+    let files = open_files(&pager, dir.path(), 400);
     std::thread::scope(|scope| {
         for t in 0..4 {
             let files = &files;
