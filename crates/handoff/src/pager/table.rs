@@ -167,8 +167,8 @@ impl Table {
         clock.ring.push((slot, generation));
     }
 
-    /// How many records the clock holds (live or stale).
-    #[cfg(test)]
+    /// How many records the clock holds (live or stale), for the (Unix) unit tests.
+    #[cfg(all(test, unix))]
     pub(super) fn clock_len(&self) -> usize {
         lock(&self.clock).ring.len()
     }
