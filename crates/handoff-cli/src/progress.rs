@@ -19,7 +19,7 @@ impl Progress {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner} {elapsed} {binary_bytes} read ({binary_bytes_per_sec}) {msg}",
+                "{spinner} {elapsed} {binary_bytes} read ({binary_bytes_per_sec}) {wide_msg}",
             )
             .expect("a valid template"),
         );
