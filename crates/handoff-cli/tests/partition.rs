@@ -40,6 +40,18 @@ fn limited(command: &mut Command, nofile: u64, fsize: Option<u64>) -> &mut Comma
     }
 }
 
+/// Runs `command` with `input` on its standard input.
+fn with_stdin(command: &mut Command, input: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -153,16 +165,10 @@ fn every_key_gets_a_safe_name_of_its_own_inside_outdir() {
         input.extend_from_slice(key);
         input.extend_from_slice(format!(",{i}\n").as_bytes());
     }
-    let mut child = handoff()
-        .args(["partition", "key"])
-        .arg(&out)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&input).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = with_stdin(
+        handoff().args(["partition", "key"]).arg(&out).arg("-"),
+        &input,
+    );
     assert!(output.status.success(), "{}", stderr(&output));
 
     let written = files(&out);
@@ -246,7 +252,8 @@ fn a_non_empty_outdir_is_refused_unless_append_or_force() {
 fn options_prefix_index_delimiter_and_template() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let output = handoff()
+    let mut command = handoff();
+    command
         .args([
             "partition",
             "--no-headers",
@@ -259,19 +266,8 @@ fn options_prefix_index_delimiter_and_template() {
             "2",
         ])
         .arg(&out)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(b"1;abc\n2;abd\n3;xyz\n4;ab")?;
-            child.wait_with_output()
-        })
-        .unwrap();
+        .arg("-");
+    let output = with_stdin(&mut command, b"1;abc\n2;abd\n3;xyz\n4;ab");
     assert!(output.status.success(), "{}", stderr(&output));
     let written = files(&out);
     assert_eq!(written["part-ab.txt"], b"1;abc\n2;abd\n4;ab\n");
@@ -363,5 +359,42 @@ fn a_full_disk_stops_with_a_message_naming_the_file() {
     assert!(
         message.to_lowercase().contains("file too large"),
         "{message}"
+    );
+}
+
+#[test]
+fn several_inputs_share_one_header_and_one_set_of_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second, other) = (
+        dir.path().join("1.csv"),
+        dir.path().join("2.csv"),
+        dir.path().join("3.csv"),
+    );
+    fs::write(&first, "n,k\n1,a\n2,b").unwrap(); // no final newline: one is added
+    fs::write(&second, "n,k\n3,a\n").unwrap();
+    fs::write(&other, "k,n\na,4\n").unwrap();
+    let out = dir.path().join("out");
+    let output = handoff()
+        .args(["partition", "-q", "k"])
+        .arg(&out)
+        .args([&first, &second])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let written = files(&out);
+    assert_eq!(written["a.csv"], b"n,k\n1,a\n3,a\n");
+    assert_eq!(written["b.csv"], b"n,k\n2,b\n");
+
+    let output = handoff()
+        .args(["partition", "-q", "k"])
+        .arg(dir.path().join("out2"))
+        .args([&first, &other])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("header differs"),
+        "{}",
+        stderr(&output)
     );
 }

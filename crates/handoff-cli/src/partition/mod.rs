@@ -136,7 +136,8 @@ pub fn run(job: &Job, signal: &Arc<AtomicUsize>) -> Result<Summary, Failure> {
         None => Pager::from_limit().map_err(|e| run_error(format!("descriptor limit: {e}")))?,
     };
     let mut outputs = Outputs::new(pager, &job.outdir, &job.filename, job.existing, job.memory);
-    let column_index = if job.no_headers {
+    // With headers, known once the first header is read; the later inputs' must equal it.
+    let mut column_index = if job.no_headers {
         match job.column.parse::<usize>() {
             Ok(n) if n >= 1 => Some(n - 1),
             _ => {
@@ -202,15 +203,11 @@ pub fn run(job: &Job, signal: &Arc<AtomicUsize>) -> Result<Summary, Failure> {
                     outputs.set_header(raw);
                     expected_fields = Some(count);
                     header_fields = Some(fields);
+                    column_index = Some(column);
                     splitter.set_column(column);
                 }
-                Some(first) if *first == fields => {
-                    let column = first
-                        .iter()
-                        .position(|f| f == job.column.as_bytes())
-                        .expect("found in the first header");
-                    splitter.set_column(column);
-                }
+                // The splitter was made with the first header's column already.
+                Some(first) if *first == fields => {}
                 Some(_) => {
                     return Err(run_error(format!(
                         "{name}: its header differs from the first input's"

@@ -97,6 +97,7 @@ use file::Writes;
 pub use options::OpenOptions;
 pub use stats::Stats;
 
+use crate::limits;
 use table::Table;
 
 /// A table of virtual descriptors over a budget of real ones. Cloning gives another handle to
@@ -209,7 +210,10 @@ impl Pager {
         }
         let opened = self
             .table
-            .open_evicting(|| options.first_open().open(&path))
+            .retry_evicting(
+                || options.first_open().open(&path),
+                limits::is_out_of_descriptors,
+            )
             .and_then(|file| Ok((file.metadata()?, file)));
         let (metadata, file) = match opened {
             Ok(opened) => opened,
@@ -391,7 +395,8 @@ impl Pager {
         self.table.evict_one()
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters (it scans every slot for the hit counts: cheap, but not
+    /// for every operation of a hot loop).
     ///
     /// ```
     /// assert_eq!(handoff::pager::Pager::new(8).stats().resident, 0);

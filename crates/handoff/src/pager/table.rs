@@ -185,8 +185,8 @@ impl Table {
     pub(super) fn release(&self, slot: u32) -> io::Result<()> {
         let entry = self.entry(slot);
         let locked = entry.lock();
-        entry.take_error_flag();
-        let kept = lock(&self.errors).remove(&slot);
+        // Claiming waits for an evictor that is closing the descriptor right now, so the error
+        // of that close, if any, is kept by the time it is taken below.
         let mut closed = Ok(());
         if let Some(state) = entry.claim_for_close() {
             closed = sys::close(entry::descriptor_of(state));
@@ -195,6 +195,7 @@ impl Table {
             }
             self.resident.fetch_sub(1, Ordering::Release);
         }
+        let kept = self.take_kept_error(slot);
         self.counters
             .hits
             .fetch_add(entry.take_hits(), Ordering::Relaxed);
@@ -232,25 +233,20 @@ impl Table {
         if let Some(fd) = entry.try_pin() {
             return Ok(fd); // counted as the page-in it waited for
         }
-        if let Some(error) = self.take_kept_error(slot) {
-            return Err(error);
-        }
-        // Not resident: an evictor that claimed it has finished (it clears BUSY with RESIDENT).
+        // Not resident: wait for an evictor still closing it (BUSY), whose close error, if
+        // any, is then kept and comes first.
         while entry.state.load(Ordering::Acquire) & BUSY != 0 {
             std::thread::yield_now();
         }
+        if let Some(error) = self.take_kept_error(slot) {
+            return Err(error);
+        }
         let options = entry.options();
         self.acquire()?;
-        let opened = loop {
-            match entry.backing.page_in(&self.shared, &options) {
-                Err(failure)
-                    if limits::is_out_of_descriptors(&failure.error) && self.evict_one() =>
-                {
-                    self.counters.emfile_retries.fetch_add(1, Ordering::Relaxed);
-                }
-                result => break result,
-            }
-        };
+        let opened = self.retry_evicting(
+            || entry.backing.page_in(&self.shared, &options),
+            |failure| limits::is_out_of_descriptors(&failure.error),
+        );
         let fd = match opened {
             Ok(fd) => fd,
             Err(failure) => {
@@ -278,12 +274,17 @@ impl Table {
         }
     }
 
-    /// Runs `open`; on EMFILE/ENFILE (other code holds descriptors too) evicts one of ours and
-    /// tries again, until it works or nothing is evictable.
-    pub(super) fn open_evicting<T>(&self, open: impl Fn() -> io::Result<T>) -> io::Result<T> {
+    /// Runs `attempt`; while it fails for want of descriptors (EMFILE/ENFILE: other code in
+    /// the process holds descriptors too), evicts one of ours and tries again, until it works
+    /// or nothing is evictable.
+    pub(super) fn retry_evicting<T, E>(
+        &self,
+        attempt: impl Fn() -> Result<T, E>,
+        out_of_descriptors: impl Fn(&E) -> bool,
+    ) -> Result<T, E> {
         loop {
-            match open() {
-                Err(error) if limits::is_out_of_descriptors(&error) && self.evict_one() => {
+            match attempt() {
+                Err(error) if out_of_descriptors(&error) && self.evict_one() => {
                     self.counters.emfile_retries.fetch_add(1, Ordering::Relaxed);
                 }
                 result => return result,
@@ -472,7 +473,7 @@ impl Table {
         self.permanent.load(Ordering::Relaxed)
     }
 
-    /// Hits: the folded total plus what every entry holds now.
+    /// Hits: the folded total plus what every entry holds now (a scan of every slot).
     pub(super) fn hits(&self) -> u64 {
         let slots = lock(&self.slots).next as usize;
         let live: u64 = (0..slots)

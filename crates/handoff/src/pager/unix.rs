@@ -168,7 +168,7 @@ pub(super) fn reopen_info(fd: &OwnedFd, metadata: &Metadata) -> Option<(PathBuf,
         libc::O_RDWR => options.read(true).write(true),
         _ => return None, // O_PATH and the like
     };
-    options.append(is_append(fd));
+    options.append(flags & libc::O_APPEND != 0);
     Some((path, options))
 }
 
@@ -276,10 +276,9 @@ impl Backing {
     /// with the entry's LOCKED bit held, which keeps `clear` out.
     pub(super) fn page_in(
         &self,
-        shared: &Shared,
+        _shared: &Shared,
         options: &OpenOptions,
     ) -> Result<RawDescriptor, PageInError> {
-        let _ = shared;
         let path = NonNull::new(self.path.load(Ordering::Relaxed))
             .expect("an entry that is paged out can be reopened");
         // SAFETY: the path lives until `clear`, which needs the LOCKED bit our caller holds.
