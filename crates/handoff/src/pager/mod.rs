@@ -164,7 +164,7 @@ impl Pager {
 
     /// A pager whose budget is the descriptor limit less a reserve for the rest of the process
     /// (an eighth of the limit, at least 16 and at most 256 descriptors): on Unix the soft
-    /// `RLIMIT_NOFILE` (call [`limits::raise`](crate::limits::raise) first to use the hard
+    /// `RLIMIT_NOFILE` (call [`limits::raise`] first to use the hard
     /// limit), on Windows the C runtime's table (2048 − 256 = 1792 with msvcrt.dll).
     ///
     /// # Errors
