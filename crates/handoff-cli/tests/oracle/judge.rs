@@ -8,9 +8,30 @@ use std::path::Path;
 use super::csv::Expected;
 use super::names::{decode, stands_for, unsafe_because, Decoded};
 
-/// Bytes shown readably (for failure messages).
+/// Bytes shown readably (for failure messages), the middle of long ones left out.
 pub fn show(bytes: &[u8]) -> String {
-    format!("\"{}\"", bytes.escape_ascii())
+    if bytes.len() <= 300 {
+        return format!("\"{}\"", bytes.escape_ascii());
+    }
+    format!(
+        "\"{}\" … ({} bytes) … \"{}\"",
+        bytes[..150].escape_ascii(),
+        bytes.len(),
+        bytes[bytes.len() - 150..].escape_ascii()
+    )
+}
+
+/// Where two byte strings first differ, shown with some context.
+pub fn difference(want: &[u8], got: &[u8]) -> String {
+    let at = want.iter().zip(got).take_while(|(a, b)| a == b).count();
+    let from = at.saturating_sub(60);
+    format!(
+        "first difference at byte {at} (want {} bytes, got {}):\n    want …{}\n    got  …{}",
+        want.len(),
+        got.len(),
+        show(&want[from..(at + 60).min(want.len())]),
+        show(&got[from..(at + 60).min(got.len())])
+    )
 }
 
 /// Every entry of `dir`: name → content. Anything but a regular file is an error.
@@ -114,7 +135,7 @@ pub fn judge_files(
         };
         if !ok {
             return Err(format!(
-                "file {} (key {}):\n  want {}{}\n  got  {}",
+                "file {} (key {}):\n  want {}{}\n  got  {}\n  {}",
                 show(name),
                 show(key),
                 if strictness == Strictness::Exact {
@@ -123,7 +144,8 @@ pub fn judge_files(
                     "a whole-record prefix of "
                 },
                 show(want),
-                show(got)
+                show(got),
+                difference(want, got)
             ));
         }
     }
