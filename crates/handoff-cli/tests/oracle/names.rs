@@ -1,0 +1,134 @@
+//! Output file names, read back (spec 10, and the README's escape rule), independently of the
+//! binary's encoder: a name is decoded to the key it stands for, and checked to be safe.
+
+use sha2::{Digest, Sha256};
+
+/// What a file name says about its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// The whole key.
+    Key(Vec<u8>),
+    /// A cut name (> 200 bytes): the decoded start of the key, and 16 hex digits of its SHA-256.
+    Cut { prefix: Vec<u8>, hash: String },
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The bytes a name may hold literally: letters, digits, `-`, `_`, `.` (README).
+fn literal(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')
+}
+
+/// Decodes `%XX` escapes (upper-case hex, as the README writes them) and literal bytes.
+/// `lenient`: a cut name may end inside an escape; the incomplete escape is dropped.
+fn unescape(stem: &[u8], lenient: bool) -> Result<Vec<u8>, String> {
+    let mut key = Vec::new();
+    let mut i = 0;
+    while i < stem.len() {
+        let c = stem[i];
+        if c == b'%' {
+            match (
+                stem.get(i + 1).copied().and_then(hex_value),
+                stem.get(i + 2).copied().and_then(hex_value),
+            ) {
+                (Some(h), Some(l)) => {
+                    key.push(h << 4 | l);
+                    i += 3;
+                }
+                _ if lenient
+                    && stem.len() - i <= 2
+                    && stem[i + 1..].iter().all(|&c| hex_value(c).is_some()) =>
+                {
+                    break
+                }
+                _ => return Err(format!("bad escape at byte {i}")),
+            }
+        } else if literal(c) {
+            key.push(c);
+            i += 1;
+        } else {
+            return Err(format!(
+                "byte {:#04x} at {i} is neither literal nor escaped",
+                c
+            ));
+        }
+    }
+    Ok(key)
+}
+
+/// Decodes a file name made with the template `{}` + `suffix`.
+pub fn decode(name: &[u8], suffix: &[u8]) -> Result<Decoded, String> {
+    let stem = name
+        .strip_suffix(suffix)
+        .ok_or_else(|| format!("no {:?} suffix", String::from_utf8_lossy(suffix)))?;
+    if stem == b"%empty" {
+        return Ok(Decoded::Key(Vec::new()));
+    }
+    if stem.len() > 17 && stem[stem.len() - 17] == b'~' {
+        let hash = &stem[stem.len() - 16..];
+        if hash.iter().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(Decoded::Cut {
+                prefix: unescape(&stem[..stem.len() - 17], true)?,
+                hash: String::from_utf8(hash.to_vec())
+                    .unwrap()
+                    .to_ascii_lowercase(),
+            });
+        }
+    }
+    if stem.len() > 200 {
+        return Err(format!("an uncut name of {} bytes (> 200)", stem.len()));
+    }
+    unescape(stem, false).map(Decoded::Key)
+}
+
+/// 16 hex digits of `key`'s SHA-256 (the first 8 bytes), lower case.
+pub fn hash16(key: &[u8]) -> String {
+    Sha256::digest(key)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `decoded` stands for `key`.
+pub fn stands_for(decoded: &Decoded, key: &[u8]) -> bool {
+    match decoded {
+        Decoded::Key(k) => k == key,
+        Decoded::Cut { prefix, hash } => key.starts_with(prefix) && *hash == hash16(key),
+    }
+}
+
+/// What is unsafe about a file name: anything that could leave OUTDIR, hide the file, or name a
+/// Windows device (README: "Safe, distinct file names").
+pub fn unsafe_because(name: &[u8]) -> Option<String> {
+    if name.len() > 255 {
+        return Some(format!("{} bytes, over NAME_MAX", name.len()));
+    }
+    if name.first() == Some(&b'.') {
+        return Some("starts with '.'".into());
+    }
+    if let Some(c) = name
+        .iter()
+        .find(|&&c| !(literal(c) || c == b'%' || c == b'~'))
+    {
+        return Some(format!("holds byte {c:#04x}"));
+    }
+    let device = name
+        .split(|&c| c == b'.')
+        .next()
+        .unwrap()
+        .to_ascii_uppercase();
+    let reserved = matches!(&device[..], b"CON" | b"PRN" | b"AUX" | b"NUL")
+        || (device.len() == 4
+            && (device.starts_with(b"COM") || device.starts_with(b"LPT"))
+            && (b'1'..=b'9').contains(&device[3]));
+    if reserved {
+        return Some("a Windows device name".into());
+    }
+    None
+}

@@ -1,0 +1,269 @@
+//! `handoff partition` stopped early — by SIGINT/SIGTERM while a slow pipe is half way through
+//! a record, or by a write past RLIMIT_FSIZE — leaves only whole records, exactly what the
+//! reference splitter (tests/oracle, written from the spec) computes for the records it names
+//! (spec 11).
+
+mod oracle;
+
+use std::io::{self, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use oracle::csv::{split, Column, Options};
+use oracle::judge::{judge_files, keys_of, listing, show, summary_counts, Strictness};
+
+fn options() -> Options {
+    Options {
+        headers: true,
+        delimiter: b',',
+        column: Column::Name(b"key".to_vec()),
+        prefix_length: None,
+        skip_malformed: false,
+    }
+}
+
+/// A header and 40 records: three keys, CRLF and LF terminators, quoted fields holding CR LF,
+/// LF and delimiters — so that a cut can fall inside quotes, between CR and LF, after a
+/// delimiter.
+fn input() -> (Vec<u8>, Vec<Vec<u8>>) {
+    let header = b"key,note,n\r\n".to_vec();
+    let records = (0..40)
+        .map(|i| {
+            let key = ["a", "b", "c\"d"][i % 3];
+            let key = if i % 3 == 2 {
+                format!("\"{}\"", key.replace('"', "\"\""))
+            } else {
+                key.to_string()
+            };
+            let note = match i % 4 {
+                0 => format!("plain {i}"),
+                1 => format!("\"quoted\r\nline {i}, with a comma\""),
+                2 => format!("\"lf\ninside {i}\""),
+                _ => "x".repeat(100 + i),
+            };
+            let term = if i % 5 == 4 { "\n" } else { "\r\n" };
+            format!("{key},{note},{i}{term}").into_bytes()
+        })
+        .collect();
+    (header, records)
+}
+
+/// Waits for `child` to exit, up to `limit`.
+fn wait(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Where a record is cut: after `whole` whole records, `offset` bytes into the next one
+/// (`usize::MAX`: just before its last byte, i.e. between CR and LF for a CRLF record).
+struct Cut {
+    whole: usize,
+    offset: usize,
+    small_buffers: bool,
+}
+
+/// Feeds the input up to the cut through a pipe (in two chunks), waits, signals, keeps the pipe
+/// open and quiet, and judges what is on disk.
+fn interrupt(signal: i32, cut: &Cut) -> Result<(), String> {
+    let (header, records) = input();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+    command
+        .current_dir(dir.path())
+        .arg("partition")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if cut.small_buffers {
+        command.args(["--max-open", "1", "--memory", "200"]);
+    }
+    let mut child = command.args(["key", "out"]).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let half = cut.whole / 2;
+    let mut first = header.clone();
+    first.extend(records[..half].concat());
+    stdin.write_all(&first).unwrap();
+    stdin.flush().unwrap();
+    sleep(Duration::from_millis(100));
+    let partial = &records[cut.whole];
+    let offset = cut.offset.min(partial.len() - 1);
+    let mut second = records[half..cut.whole].concat();
+    second.extend_from_slice(&partial[..offset]);
+    stdin.write_all(&second).unwrap();
+    stdin.flush().unwrap();
+    sleep(Duration::from_millis(500));
+    // SAFETY: kill(2) on the pid of a child we have not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+    let status = wait(&mut child, Duration::from_secs(20));
+    drop(stdin);
+    let Some(status) = status else {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        return Err("still running 20 s after the signal (the pipe was open and quiet)".into());
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let cut_at = format!(
+        "cut after {} records + {} bytes of {}",
+        cut.whole,
+        offset,
+        show(partial)
+    );
+    let want_code = 128 + signal;
+    if status.code() != Some(want_code) {
+        return Err(format!(
+            "{cut_at}: exit {status}, want {want_code}; stderr {stderr}"
+        ));
+    }
+    let Some((n, _)) = summary_counts(&stderr) else {
+        return Err(format!(
+            "{cut_at}: no \"N records\" in the summary: {stderr}"
+        ));
+    };
+    if n != cut.whole {
+        return Err(format!(
+            "{cut_at}: the summary names {n} records; {} whole records were sent 500 ms before \
+             the signal: {stderr}",
+            cut.whole
+        ));
+    }
+    let mut sent = header;
+    sent.extend(records[..n].concat());
+    let expected = split(&[sent], &options());
+    judge_files(
+        &listing(&dir.path().join("out"))?,
+        &expected,
+        b".csv",
+        Strictness::Exact,
+    )
+    .map_err(|e| format!("{cut_at}: {e}\n  stderr: {stderr}"))
+}
+
+fn cuts() -> Vec<Cut> {
+    let (_, records) = input();
+    let mut cuts = Vec::new();
+    for (i, whole) in [3usize, 9, 13, 21, 26, 33].into_iter().enumerate() {
+        let record = &records[whole];
+        let offset = match i {
+            0 => 1,                                                    // inside the key
+            1 => record.iter().position(|&c| c == b',').unwrap() + 1,  // just after a delimiter
+            2 => record.iter().position(|&c| c == b'\r').unwrap() + 1, // inside quotes, after CR
+            3 => usize::MAX,                                           // between CR and LF
+            4 => 0,                                                    // at a record boundary
+            _ => record.len() / 2,
+        };
+        cuts.push(Cut {
+            whole,
+            offset,
+            small_buffers: i % 2 == 1,
+        });
+    }
+    cuts
+}
+
+fn interrupt_all(signal: i32) {
+    let failures: Vec<String> = cuts()
+        .iter()
+        .filter_map(|cut| interrupt(signal, cut).err())
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// SIGINT (exit 130): on disk exactly records 1..N, each whole; N as the summary says.
+#[test]
+fn sigint_mid_record_writes_whole_records_only() {
+    interrupt_all(libc::SIGINT);
+}
+
+/// SIGTERM (exit 143): the same.
+#[test]
+fn sigterm_mid_record_writes_whole_records_only() {
+    interrupt_all(libc::SIGTERM);
+}
+
+/// A write past RLIMIT_FSIZE (EFBIG): exit 1, every file ends at a record boundary, and the
+/// summary's record count is what the files hold.
+#[test]
+fn a_failed_write_leaves_whole_records() {
+    let limit: u64 = 4096;
+    let mut input = b"key,payload\r\n".to_vec();
+    for i in 0..400 {
+        let key = ["big", "small", "big", "big", "other"][i % 5];
+        let payload = match i % 3 {
+            0 => "p".repeat(10 + i % 190),
+            1 => format!("\"q\r\n{}\"", "y".repeat(i % 70)),
+            _ => format!("{i}"),
+        };
+        input.extend(format!("{key},{payload}\r\n").into_bytes());
+    }
+    let expected = split(std::slice::from_ref(&input), &options());
+    for memory in ["1K", "64K"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in.csv"), &input).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+        command.current_dir(dir.path()).args([
+            "partition",
+            "--memory",
+            memory,
+            "key",
+            "out",
+            "in.csv",
+        ]);
+        // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let rl = libc::rlimit {
+                    rlim_cur: limit as libc::rlim_t,
+                    rlim_max: limit as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &rl) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // Ignored survives exec: the write fails with EFBIG instead of killing.
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(1), "--memory {memory}: {stderr}");
+        assert!(
+            stderr.contains("big.csv"),
+            "--memory {memory}: the file is not named: {stderr}"
+        );
+        let out = dir.path().join("out");
+        let files = listing(&out).unwrap();
+        if let Err(e) = judge_files(&files, &expected, b".csv", Strictness::WholeRecordPrefix) {
+            panic!("--memory {memory}: {e}\n  stderr: {stderr}");
+        }
+        // Records on disk, by the boundaries each file ends at.
+        let on_disk: usize = keys_of(&files, &expected, b".csv")
+            .unwrap()
+            .iter()
+            .map(|(key, name)| {
+                let bounds = &expected.boundaries[key];
+                bounds.iter().position(|&b| b == files[name].len()).unwrap()
+            })
+            .sum();
+        match summary_counts(&stderr) {
+            Some((n, _)) if n == on_disk => {}
+            got => panic!(
+                "--memory {memory}: the files hold {on_disk} records; the summary says {got:?}: \
+                 {stderr}"
+            ),
+        }
+    }
+}
