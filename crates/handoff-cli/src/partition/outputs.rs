@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 
 use handoff::pager::{Pager, Stats, VirtualFile};
@@ -191,9 +192,9 @@ impl Outputs {
         self.pager.stats()
     }
 
-    fn refused(&self, name: &str, message: String) -> WriteError {
+    fn refused(&self, name: &[u8], message: String) -> WriteError {
         WriteError {
-            file: shown_path(&self.dir.path().join(name)),
+            file: shown_path(&self.dir.path().join(std::ffi::OsStr::from_bytes(name))),
             key: None,
             error: io::Error::new(io::ErrorKind::InvalidData, message),
             refused: true,
@@ -226,7 +227,6 @@ impl Outputs {
             let Ok(file) = self.dir.open_existing(&name) else {
                 continue; // not a regular file: refused when (if) it is opened
             };
-            let name = String::from_utf8_lossy(&name).into_owned();
             self.check_header(&file, &name, header)?;
         }
         Ok(())
@@ -235,7 +235,7 @@ impl Outputs {
     fn check_header(
         &self,
         file: &std::fs::File,
-        name: &str,
+        name: &[u8],
         header: &Header,
     ) -> Result<(), WriteError> {
         let first = first_record(file, header.delimiter)
@@ -345,7 +345,7 @@ impl Outputs {
                 if len == 0 {
                     before.extend_from_slice(&header.raw);
                 } else {
-                    self.check_header(&file, &name, header)?;
+                    self.check_header(&file, name.as_bytes(), header)?;
                 }
             }
             if len > 0 {
