@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 
-use handoff::pager::{Pager, Stats, VirtualFile};
+use handoff::pager::{OpenOptions, Pager, Stats, VirtualFile};
 
 use super::display::{shown, shown_path};
 use super::names::Names;
@@ -325,16 +325,32 @@ impl Outputs {
     /// header for an empty file; a terminator if the file's last record lacks one).
     fn open(&mut self, at: usize) -> Result<Vec<u8>, WriteError> {
         let name = self.outputs[at].name.clone();
-        let pager = &self.pager;
-        let opened = self
-            .dir
-            .open_output(name.as_bytes(), self.existing, || pager.release_one());
         let fail = |outputs: &Outputs, error: io::Error| WriteError {
             file: shown_path(&outputs.dir.path().join(&name)),
             key: Some(outputs.outputs[at].key.to_vec()),
             error,
             refused: false,
         };
+        if self.existing == Existing::Refuse {
+            // A new file, by a path through OUTDIR's descriptor, with O_EXCL: the cheapest
+            // way that is as safe as openat + O_NOFOLLOW (see `Outdir::through_fd`).
+            if let Some(path) = self.dir.through_fd(&name) {
+                let mut options = OpenOptions::new();
+                options.write(true).create_new(true);
+                let file = self
+                    .pager
+                    .open(path, &options)
+                    .map_err(|error| fail(self, error))?;
+                let output = &mut self.outputs[at];
+                output.len = 0;
+                output.file = Some(file);
+                return Ok(Vec::new());
+            }
+        }
+        let pager = &self.pager;
+        let opened = self
+            .dir
+            .open_output(name.as_bytes(), self.existing, || pager.release_one());
         let mut fd = opened.map_err(|error| fail(self, error))?;
         let mut before = Vec::new();
         let mut len = 0;
