@@ -18,7 +18,7 @@ use std::os::unix::fs::FileExt;
 
 use handoff::pager::{OpenOptions, Pager, Stats, VirtualFile};
 
-use super::display::{shown, shown_path};
+use super::display::{shown, shown_names, shown_path};
 use super::names::Names;
 use super::outdir::{Existing, Outdir};
 use super::records::Splitter;
@@ -146,12 +146,6 @@ fn whole_records(buf: &[u8], reached: u64, delimiter: u8) -> (usize, u64) {
     (end, count)
 }
 
-/// The header's field names, shown.
-fn shown_fields(fields: &[Vec<u8>]) -> String {
-    let names: Vec<String> = fields.iter().map(|f| shown(f)).collect();
-    shown(names.join(",").as_bytes())
-}
-
 impl Outputs {
     pub fn new(
         pager: Pager,
@@ -245,8 +239,8 @@ impl Outputs {
                 name,
                 format!(
                     "--append: its header ({}) is not the input's ({}); nothing was written to it",
-                    shown_fields(&fields),
-                    shown_fields(&header.fields)
+                    shown_names(&fields),
+                    shown_names(&header.fields)
                 ),
             )),
             _ => Ok(()),
