@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use rand::{RngExt, SeedableRng};
 
-use crate::partition::outputs::Existing;
+use crate::partition::job::ExistingFiles;
 use crate::partition::{self, Job};
 
 #[derive(clap::Subcommand)]
@@ -27,22 +27,22 @@ pub struct BenchPartition {
     /// Lines of input (besides the header).
     #[arg(long, default_value_t = 2_000_000)]
     lines: u64,
-    /// Distinct keys.
-    #[arg(long, default_value_t = 50_000)]
+    /// Distinct keys (at least 1).
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     keys: u64,
     /// `zipf` or `uniform`.
-    #[arg(long, default_value = "zipf")]
+    #[arg(long, default_value = "zipf", value_parser = ["zipf", "uniform"])]
     distribution: String,
-    /// The Zipf exponent.
-    #[arg(long, default_value_t = 1.1)]
+    /// The Zipf exponent (above 0).
+    #[arg(long, default_value_t = 1.1, value_parser = parse_skew)]
     skew: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Real descriptors for the partition run [default: from the limit].
-    #[arg(long)]
-    max_open: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_open: Option<u64>,
     /// Bound on buffered output.
-    #[arg(long, default_value = "256M", value_parser = crate::parse_bytes)]
+    #[arg(long, default_value = "256M", value_parser = crate::partition::job::parse_bytes)]
     memory: usize,
     /// Work here (input.csv, out/) instead of a temporary directory, and keep it.
     #[arg(long)]
@@ -50,6 +50,13 @@ pub struct BenchPartition {
     /// Only write the input (to DIR/input.csv, or the temporary directory, which is then kept).
     #[arg(long)]
     generate_only: bool,
+}
+
+fn parse_skew(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(skew) if skew > 0.0 && skew.is_finite() => Ok(skew),
+        _ => Err(format!("the Zipf exponent is a number above 0, not {s:?}")),
+    }
 }
 
 fn generate(spec: &BenchPartition, path: &std::path::Path) -> Result<u64, String> {
@@ -142,12 +149,15 @@ pub fn run(command: BenchCommand) -> Result<(), String> {
         prefix_length: None,
         max_open: spec.max_open,
         memory: spec.memory,
-        existing: Existing::Refuse,
+        existing: ExistingFiles::default(),
         skip_malformed: false,
         quiet: true,
     };
-    let summary =
-        partition::run(&job, &Arc::new(AtomicUsize::new(0))).map_err(|e| format!("{e:?}"))?;
+    let summary = partition::run(&job, &Arc::new(AtomicUsize::new(0)))
+        .map_err(|failure| failure.message().to_owned())?;
+    if let Some(failure) = &summary.failure {
+        return Err(failure.message().to_owned());
+    }
     let seconds = summary.elapsed.as_secs_f64();
     println!("{}", crate::summary_line(&summary));
     println!(

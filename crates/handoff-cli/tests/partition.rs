@@ -218,7 +218,7 @@ fn malformed_records_are_errors_with_their_line_or_skipped_and_counted() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("1 malformed records skipped"));
+    assert!(stderr(&output).contains("1 malformed record skipped"));
     assert_eq!(files(&dir.path().join("out2")).len(), 2);
 }
 

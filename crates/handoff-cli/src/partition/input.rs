@@ -2,6 +2,11 @@
 //! signal stops the run even while the input (a quiet pipe, a terminal) has nothing to say:
 //! the signal handler restarts interrupted reads (`SA_RESTART`), so a read in the main thread
 //! would wait for more input before the run could stop.
+//!
+//! The end of the input is a message of its own ([`Chunk::End`]): a reader thread that returns
+//! because of a signal only hangs up, and a hang-up is a stop (`ErrorKind::Interrupted`), never
+//! the end of the input, so that a partial record read before the signal is never taken for an
+//! input's last line.
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,12 +16,22 @@ use std::time::Duration;
 
 const CHUNK: usize = 1 << 20;
 
+/// What the reader thread sends.
+enum Chunk {
+    Data(Vec<u8>),
+    /// The input ended (a read returned 0).
+    End,
+    Failed(io::Error),
+}
+
 /// A `Read` over chunks read by a background thread. Once the signal is set, it serves only
 /// the chunks already read, then reports `ErrorKind::Interrupted`.
 pub struct Prefetch {
-    chunks: Receiver<io::Result<Vec<u8>>>,
+    chunks: Receiver<Chunk>,
     current: Vec<u8>,
     at: usize,
+    /// `End` was received: every later read returns 0.
+    ended: bool,
     signal: Arc<AtomicUsize>,
 }
 
@@ -36,11 +51,15 @@ impl Prefetch {
                     other => break other,
                 }
             };
-            let last = !matches!(result, Ok(n) if n > 0);
-            let message = result.map(|n| {
-                chunk.truncate(n);
-                chunk
-            });
+            let message = match result {
+                Ok(0) => Chunk::End,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Chunk::Data(chunk)
+                }
+                Err(error) => Chunk::Failed(error),
+            };
+            let last = !matches!(message, Chunk::Data(_));
             if sender.send(message).is_err() || last {
                 return;
             }
@@ -49,25 +68,36 @@ impl Prefetch {
             chunks,
             current: Vec::new(),
             at: 0,
+            ended: false,
             signal,
         }
     }
 
-    /// The next chunk: `Ok(None)` at the end of the input.
+    /// The next chunk: `Ok(None)` at the end of the input; `Interrupted` once stopped.
     fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
-        loop {
+        let chunk = loop {
             if self.signal.load(Ordering::Relaxed) != 0 {
-                return match self.chunks.try_recv() {
-                    Ok(chunk) => chunk.map(Some),
-                    Err(TryRecvError::Empty) => Err(io::ErrorKind::Interrupted.into()),
-                    Err(TryRecvError::Disconnected) => Ok(None),
-                };
+                // What was read before the signal is served; then the run stops.
+                match self.chunks.try_recv() {
+                    Ok(chunk) => break chunk,
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
+                        return Err(io::ErrorKind::Interrupted.into())
+                    }
+                }
             }
             match self.chunks.recv_timeout(Duration::from_millis(50)) {
-                Ok(chunk) => return chunk.map(Some),
+                Ok(chunk) => break chunk,
                 Err(RecvTimeoutError::Timeout) => continue, // look at the signal again
-                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+                // The thread hangs up without `End` only when told to stop.
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(io::ErrorKind::Interrupted.into())
+                }
             }
+        };
+        match chunk {
+            Chunk::Data(data) => Ok(Some(data)),
+            Chunk::End => Ok(None),
+            Chunk::Failed(error) => Err(error),
         }
     }
 }
@@ -75,13 +105,15 @@ impl Prefetch {
 impl Read for Prefetch {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.at == self.current.len() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.next_chunk()? {
-                Some(chunk) if chunk.is_empty() => return Ok(0),
                 Some(chunk) => {
                     self.current = chunk;
                     self.at = 0;
                 }
-                None => return Ok(0),
+                None => self.ended = true,
             }
         }
         let n = buf.len().min(self.current.len() - self.at);

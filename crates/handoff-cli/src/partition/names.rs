@@ -19,8 +19,8 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-/// Longest name kept whole; longer ones are cut and hashed.
-const LONGEST: usize = 200;
+/// Longest name kept whole; longer ones are cut and hashed (to at most this length too).
+pub const LONGEST: usize = 200;
 const CUT: usize = 180;
 
 const RESERVED: [&str; 22] = [

@@ -6,77 +6,136 @@
 //! per-key bookkeeping) would pass `--memory`, the largest buffers are flushed until half of
 //! the bound is free; at the end, everything is flushed and every file closed, so that an error
 //! from any close is reported.
+//!
+//! A buffer holds whole records only, so every file ends at a record boundary after every
+//! write; a write that fails (a full disk, `RLIMIT_FSIZE`) is undone by truncating the file
+//! back to the length it had before it, and that file takes no more writes.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 
-use handoff::pager::{OpenOptions, Pager, Stats, VirtualFile};
+use handoff::pager::{Pager, Stats, VirtualFile};
 
+use super::display::{shown, shown_path};
 use super::names::Names;
-
-/// What to do with files already in the output directory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Existing {
-    /// The directory must hold no files.
-    Refuse,
-    /// Add records at the end of existing files (a header only to empty ones).
-    Append,
-    /// Replace the files this run writes.
-    Replace,
-}
+use super::outdir::{Existing, Outdir};
+use super::records::Splitter;
 
 /// Bookkeeping counted against the memory bound for every key, besides its buffer: the map
 /// entry, the output's fields, the pager's entry and path, and the key and name bytes.
 const PER_KEY: usize = 320;
 
+/// The run's header: its bytes as written (a BOM, the terminator) and its field names.
+pub struct Header {
+    pub raw: Vec<u8>,
+    pub fields: Vec<Vec<u8>>,
+    pub delimiter: u8,
+}
+
 struct Output {
     key: Box<[u8]>,
-    path: PathBuf,
+    name: String,
     file: Option<VirtualFile>,
+    /// The file's length after the last whole write: where it is cut back to if one fails.
+    len: u64,
     buf: Vec<u8>,
+    /// Records in `buf`.
+    pending: u64,
+    /// A write failed: the file takes no more.
+    failed: bool,
 }
 
 pub struct Outputs {
     pager: Pager,
-    dir: PathBuf,
+    dir: Outdir,
     prefix: String,
     suffix: String,
     existing: Existing,
-    header: Option<Vec<u8>>,
+    header: Option<Header>,
     index: HashMap<Box<[u8]>, usize>,
     outputs: Vec<Output>,
     names: Names,
     /// Capacity of all buffers plus the per-key bookkeeping, in bytes.
     held: usize,
     memory: usize,
-    pub bytes_written: u64,
+    bytes_written: u64,
+    records_written: u64,
 }
 
 /// A failure to write an output, naming the file and the key.
 #[derive(Debug)]
 pub struct WriteError {
-    pub path: PathBuf,
-    pub key: Vec<u8>,
+    /// The file, as shown to the user.
+    pub file: String,
+    /// The key whose records it holds, if the failure concerns one.
+    pub key: Option<Vec<u8>>,
     pub error: io::Error,
+    /// Refused before anything was written to it (`--append` onto another header): exit 2.
+    pub refused: bool,
 }
 
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} (key {:?}): {}",
-            self.path.display(),
-            String::from_utf8_lossy(&self.key),
-            self.error
-        )
+        match &self.key {
+            Some(key) => write!(f, "{} (key \"{}\"): {}", self.file, shown(key), self.error),
+            None => write!(f, "{}: {}", self.file, self.error),
+        }
     }
+}
+
+/// What `finish` reports.
+pub struct Finished {
+    pub bytes_written: u64,
+    pub records_written: u64,
+    pub files: usize,
+    pub pager: Stats,
+    /// The first failure, if any (the other files were still flushed and closed).
+    pub error: Option<WriteError>,
+    pub dir: Outdir,
+}
+
+/// A `Read` over a file by positional reads, which leave its offset alone.
+struct ReadAt<'a> {
+    file: &'a std::fs::File,
+    at: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// The field names of the first record of a file (a BOM left out), `None` if it is empty.
+fn first_record(file: &std::fs::File, delimiter: u8) -> io::Result<Option<Vec<Vec<u8>>>> {
+    let mut splitter = Splitter::new(ReadAt { file, at: 0 }, delimiter, 0);
+    let count = match splitter.next_record(true) {
+        Ok(Some(record)) => record.fields,
+        Ok(None) => return Ok(None),
+        Err(super::records::SplitError::Io(error)) => return Err(error),
+        Err(super::records::SplitError::UnterminatedQuote { line }) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("its header has a quote left open on line {line}"),
+            ))
+        }
+    };
+    Ok(Some(splitter.fields(count)))
+}
+
+/// The header's field names, shown.
+fn shown_fields(fields: &[Vec<u8>]) -> String {
+    let names: Vec<String> = fields.iter().map(|f| shown(f)).collect();
+    shown(names.join(",").as_bytes())
 }
 
 impl Outputs {
     pub fn new(
         pager: Pager,
-        dir: &Path,
+        dir: Outdir,
         template: &str,
         existing: Existing,
         memory: usize,
@@ -84,7 +143,7 @@ impl Outputs {
         let (prefix, suffix) = template.split_once("{}").expect("a checked template");
         Outputs {
             pager,
-            dir: dir.to_path_buf(),
+            dir,
             prefix: prefix.to_owned(),
             suffix: suffix.to_owned(),
             existing,
@@ -95,10 +154,11 @@ impl Outputs {
             held: 0,
             memory,
             bytes_written: 0,
+            records_written: 0,
         }
     }
 
-    pub fn set_header(&mut self, header: Vec<u8>) {
+    pub fn set_header(&mut self, header: Header) {
         self.header = Some(header);
     }
 
@@ -110,21 +170,82 @@ impl Outputs {
         self.pager.stats()
     }
 
-    /// Adds a record (its exact bytes) to its key's file.
-    pub fn add(&mut self, key: &[u8], raw: &[u8], terminated: bool) -> Result<(), WriteError> {
+    fn refused(&self, name: &str, message: String) -> WriteError {
+        WriteError {
+            file: shown_path(&self.dir.path().join(name)),
+            key: None,
+            error: io::Error::new(io::ErrorKind::InvalidData, message),
+            refused: true,
+        }
+    }
+
+    /// With `--append`: every existing, non-empty file in OUTDIR that this run could write
+    /// (its name fits the template) must start with the run's header (a BOM aside). Checked
+    /// before anything is written.
+    pub fn check_append(&self) -> Result<(), WriteError> {
+        let Some(header) = &self.header else {
+            return Ok(());
+        };
+        if self.existing != Existing::Append {
+            return Ok(());
+        }
+        let names = self.dir.names().map_err(|error| WriteError {
+            file: shown_path(self.dir.path()),
+            key: None,
+            error,
+            refused: false,
+        })?;
+        for name in names {
+            let fits = name.len() > self.prefix.len() + self.suffix.len()
+                && name.starts_with(self.prefix.as_bytes())
+                && name.ends_with(self.suffix.as_bytes());
+            if !fits {
+                continue;
+            }
+            let Ok(file) = self.dir.open_existing(&name) else {
+                continue; // not a regular file: refused when (if) it is opened
+            };
+            let name = String::from_utf8_lossy(&name).into_owned();
+            self.check_header(&file, &name, header)?;
+        }
+        Ok(())
+    }
+
+    fn check_header(
+        &self,
+        file: &std::fs::File,
+        name: &str,
+        header: &Header,
+    ) -> Result<(), WriteError> {
+        let first = first_record(file, header.delimiter)
+            .map_err(|error| self.refused(name, format!("cannot read its header: {error}")))?;
+        match first {
+            Some(fields) if fields != header.fields => Err(self.refused(
+                name,
+                format!(
+                    "--append: its header ({}) is not the input's ({}); nothing was written to it",
+                    shown_fields(&fields),
+                    shown_fields(&header.fields)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds a record to its key's file: `parts` are its bytes (a BOM, the record, a
+    /// terminator it lacked).
+    pub fn add(&mut self, key: &[u8], parts: [&[u8]; 3]) -> Result<(), WriteError> {
         let at = match self.index.get(key) {
             Some(&at) => at,
             None => self.new_output(key)?,
         };
-        let buf = &mut self.outputs[at].buf;
-        let before = buf.capacity();
-        buf.extend_from_slice(raw);
-        if !terminated {
-            // The input's last record had no line terminator: give it one, so that records
-            // appended after it (from another input, or a later --append) start on a new line.
-            buf.push(b'\n');
+        let output = &mut self.outputs[at];
+        let before = output.buf.capacity();
+        for part in parts {
+            output.buf.extend_from_slice(part);
         }
-        self.held += buf.capacity() - before;
+        output.pending += 1;
+        self.held += output.buf.capacity() - before;
         if self.held > self.memory {
             self.flush_largest()?;
         }
@@ -133,26 +254,28 @@ impl Outputs {
 
     fn new_output(&mut self, key: &[u8]) -> Result<usize, WriteError> {
         let name = self.names.name(key).map_err(|message| WriteError {
-            path: self.dir.clone(),
-            key: key.to_vec(),
+            file: shown_path(self.dir.path()),
+            key: Some(key.to_vec()),
             error: io::Error::other(message),
+            refused: false,
         })?;
-        let path = self
-            .dir
-            .join(format!("{}{name}{}", self.prefix, self.suffix));
+        let name = format!("{}{name}{}", self.prefix, self.suffix);
         let at = self.outputs.len();
         // A new file starts with the header: in the buffer, so that it goes out in the same
         // write as the first records. (Appending, the header depends on the file: see `open`.)
         let mut buf = Vec::new();
         if let (Some(header), false) = (&self.header, self.existing == Existing::Append) {
-            buf.extend_from_slice(header);
+            buf.extend_from_slice(&header.raw);
             self.held += buf.capacity();
         }
         self.outputs.push(Output {
             key: key.into(),
-            path,
+            name,
             file: None,
+            len: 0,
             buf,
+            pending: 0,
+            failed: false,
         });
         self.index.insert(key.into(), at);
         self.held += PER_KEY + 2 * key.len();
@@ -174,78 +297,136 @@ impl Outputs {
         Ok(())
     }
 
-    /// Writes one key's buffer to its file (opened, with the header, the first time).
-    fn flush(&mut self, at: usize) -> Result<(), WriteError> {
-        let output = &mut self.outputs[at];
-        let result = (|| -> io::Result<()> {
-            if output.file.is_none() {
-                output.file = Some(open(
-                    &self.pager,
-                    &output.path,
-                    self.existing,
-                    self.header.as_deref(),
-                    &mut self.bytes_written,
-                )?);
-            }
-            let file = output.file.as_mut().expect("opened above");
-            file.write_all(&output.buf)?;
-            Ok(())
-        })();
-        result.map_err(|error| WriteError {
-            path: output.path.clone(),
-            key: output.key.to_vec(),
+    /// Opens a key's file the first time it is written: a new file, or (with `--append`) the
+    /// existing one, whose header is checked; returns what goes before the records (the
+    /// header for an empty file; a terminator if the file's last record lacks one).
+    fn open(&mut self, at: usize) -> Result<Vec<u8>, WriteError> {
+        let name = self.outputs[at].name.clone();
+        let pager = &self.pager;
+        let opened = self
+            .dir
+            .open_output(name.as_bytes(), self.existing, || pager.release_one());
+        let fail = |outputs: &Outputs, error: io::Error| WriteError {
+            file: shown_path(&outputs.dir.path().join(&name)),
+            key: Some(outputs.outputs[at].key.to_vec()),
             error,
-        })?;
-        self.bytes_written += output.buf.len() as u64;
+            refused: false,
+        };
+        let mut fd = opened.map_err(|error| fail(self, error))?;
+        let mut before = Vec::new();
+        let mut len = 0;
+        if self.existing == Existing::Append {
+            let file = std::fs::File::from(fd);
+            len = file.metadata().map_err(|e| fail(self, e))?.len();
+            if let Some(header) = &self.header {
+                if len == 0 {
+                    before.extend_from_slice(&header.raw);
+                } else {
+                    self.check_header(&file, &name, header)?;
+                }
+            }
+            if len > 0 {
+                let mut last = [0];
+                file.read_exact_at(&mut last, len - 1)
+                    .map_err(|e| fail(self, e))?;
+                if !matches!(last[0], b'\n' | b'\r') {
+                    // The file's last record has no terminator: give it the header's.
+                    let raw = self.header.as_ref().map_or(&b"\n"[..], |h| &h.raw[..]);
+                    let term = [&b"\r\n"[..], b"\n", b"\r"]
+                        .into_iter()
+                        .find(|t| raw.ends_with(t))
+                        .unwrap_or(b"\n");
+                    before.extend_from_slice(term);
+                }
+            }
+            fd = file.into();
+        }
+        let file = self.pager.adopt(fd).map_err(|error| fail(self, error))?;
+        let output = &mut self.outputs[at];
+        output.len = len;
+        output.file = Some(file);
+        Ok(before)
+    }
+
+    /// Writes one key's buffer to its file (opened the first time). A failed write is cut
+    /// back: the file ends with its last whole record.
+    fn flush(&mut self, at: usize) -> Result<(), WriteError> {
+        if self.outputs[at].failed {
+            return Ok(());
+        }
+        let before = if self.outputs[at].file.is_none() {
+            match self.open(at) {
+                Ok(before) => before,
+                Err(error) => {
+                    self.outputs[at].failed = true;
+                    return Err(error);
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let output = &mut self.outputs[at];
+        let file = output.file.as_mut().expect("opened above");
+        let result = file
+            .write_all(&before)
+            .and_then(|()| file.write_all(&output.buf));
+        if let Err(error) = result {
+            output.failed = true;
+            let error = match file.set_len(output.len) {
+                Ok(()) => error,
+                Err(cut) => io::Error::new(
+                    error.kind(),
+                    format!("{error}; and cutting it back to its last whole record failed: {cut}"),
+                ),
+            };
+            return Err(WriteError {
+                file: shown_path(&self.dir.path().join(&output.name)),
+                key: Some(output.key.to_vec()),
+                error,
+                refused: false,
+            });
+        }
+        let wrote = (before.len() + output.buf.len()) as u64;
+        output.len += wrote;
+        self.bytes_written += wrote;
+        self.records_written += output.pending;
+        output.pending = 0;
         self.held -= output.buf.capacity();
         output.buf = Vec::new();
         Ok(())
     }
 
-    /// Flushes everything and closes every file, reporting the first error. Returns the bytes
-    /// written and the pager's counters at the end.
-    pub fn finish(mut self) -> Result<(u64, Stats), WriteError> {
+    /// Flushes everything (but files whose writes failed) and closes every file. The first
+    /// error is reported, after all the rest is done.
+    pub fn finish(mut self) -> Finished {
+        let mut first: Option<WriteError> = None;
         for at in 0..self.outputs.len() {
             if !self.outputs[at].buf.is_empty() {
-                self.flush(at)?;
+                if let Err(error) = self.flush(at) {
+                    first.get_or_insert(error);
+                }
             }
         }
+        let files = self.outputs.iter().filter(|o| o.file.is_some()).count();
         for output in std::mem::take(&mut self.outputs) {
             if let Some(file) = output.file {
-                file.close().map_err(|error| WriteError {
-                    path: output.path,
-                    key: output.key.to_vec(),
-                    error,
-                })?;
+                if let Err(error) = file.close() {
+                    first.get_or_insert(WriteError {
+                        file: shown_path(&self.dir.path().join(&output.name)),
+                        key: Some(output.key.to_vec()),
+                        error,
+                        refused: false,
+                    });
+                }
             }
         }
-        Ok((self.bytes_written, self.pager.stats()))
-    }
-}
-
-/// Opens a key's file the first time it is written: a new file with the header, or (with
-/// `--append`) the existing one, with the header only if it is empty.
-fn open(
-    pager: &Pager,
-    path: &Path,
-    existing: Existing,
-    header: Option<&[u8]>,
-    written: &mut u64,
-) -> io::Result<VirtualFile> {
-    let mut options = OpenOptions::new();
-    match existing {
-        // create_new: a file that exists already (another key's, on a case-insensitive file
-        // system) is an error, never shared.
-        Existing::Refuse => options.write(true).create_new(true),
-        Existing::Replace => options.write(true).create(true).truncate(true),
-        Existing::Append => options.append(true).create(true),
-    };
-    let mut file = pager.open(path, &options)?;
-    if let (Some(header), Existing::Append) = (header, existing) {
-        if file.metadata()?.len() == 0 {
-            file.write_all(header)?;
-            *written += header.len() as u64;
+        Finished {
+            bytes_written: self.bytes_written,
+            records_written: self.records_written,
+            files,
+            pager: self.pager.stats(),
+            error: first,
+            dir: self.dir,
         }
     }
-    Ok(file)
 }

@@ -1,29 +1,54 @@
 //! Splits an input into records, each with its exact bytes, its key field and its line.
 //!
-//! Quoted fields, escaped quotes, delimiters and newlines inside quotes, CRLF: `csv-core`
-//! parses them. Runs of input with no quote and no carriage return are plain lines, split with
-//! `memchr` instead; both paths give the same records (the tests hold them to it).
+//! The rules (the README's and `partition-spec.md`'s): a record ends at `\n`, `\r\n` or a lone
+//! `\r` outside quotes, and its bytes run from its first byte through its terminator, exactly
+//! as in the input; a terminator at the start of a record is a blank line, skipped; a UTF-8
+//! BOM at the start of the input belongs to the first record's bytes but not to its first
+//! field; the last record may lack a terminator ([`Record::missing`] says which one to give
+//! it); the input may not end inside a quoted field.
+//!
+//! Fields are decoded by `csv-core`; runs of input with no quote are plain lines, split with
+//! `memchr` instead. Terminators are this module's business, not csv-core's: csv-core ends a
+//! record at the `\r` of a `\r\n` and leaves the `\n` for the next call, so after each record
+//! the splitter takes a `\n` that follows a `\r` (reading more first if the `\r` ended the
+//! buffer).
 
 use std::io::{self, Read};
 
 use csv_core::ReadRecordResult;
 
+/// The UTF-8 byte order mark.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// One record of the input.
 pub struct Record<'a> {
+    /// The input's BOM, if this is its first record and it had one; written before `raw`.
+    pub bom: &'static [u8],
     /// The record's bytes as in the input, with its terminator (if it had one).
     pub raw: &'a [u8],
     /// The key field, unquoted; `None` if the record has too few fields.
     pub key: Option<&'a [u8]>,
     /// How many fields the record has.
     pub fields: usize,
-    /// The line the record starts on (1-based).
+    /// The line the record starts on (1-based; `\n`, `\r\n` and a lone `\r` end lines).
     pub line: u64,
+    /// The terminator to write after `raw`: empty if it has its own; else the one the input
+    /// used last before it, or `\n` if it used none.
+    pub missing: &'static [u8],
 }
 
-impl Record<'_> {
-    /// Whether the record ends with a line terminator (only the last one of an input may not).
-    pub fn terminated(&self) -> bool {
-        matches!(self.raw.last(), Some(b'\n' | b'\r'))
+/// Why the input could not be split.
+#[derive(Debug)]
+pub enum SplitError {
+    /// Reading failed.
+    Io(io::Error),
+    /// The input ended inside a quoted field, opened on this line.
+    UnterminatedQuote { line: u64 },
+}
+
+impl From<io::Error> for SplitError {
+    fn from(error: io::Error) -> SplitError {
+        SplitError::Io(error)
     }
 }
 
@@ -32,6 +57,14 @@ enum KeyAt {
     Raw(usize, usize),
     Decoded(usize, usize),
     Missing,
+}
+
+/// How a record found by the CSV path ends.
+enum Ending {
+    /// With a terminator, `len` bytes long in all.
+    Terminated(usize),
+    /// At the end of the input, with no terminator.
+    Unterminated,
 }
 
 const CHUNK: usize = 1 << 20;
@@ -43,8 +76,12 @@ pub struct Splitter<R> {
     pos: usize,
     end: usize,
     eof: bool,
-    /// No quote or carriage return before this index: plain lines up to here.
+    /// No quote in `buf[pos..plain_until]`: plain lines up to there.
     plain_until: usize,
+    /// Whether the start of the input was looked at for a BOM.
+    bom_checked: bool,
+    /// A BOM was seen and not yet given to a record.
+    bom_pending: bool,
     parser: csv_core::Reader,
     decoded: Vec<u8>,
     ends: Vec<usize>,
@@ -52,8 +89,56 @@ pub struct Splitter<R> {
     /// 0-based key column.
     column: usize,
     line: u64,
+    /// The last terminator seen (`\n` before any).
+    last_terminator: &'static [u8],
     bytes_read: u64,
     stopped: bool,
+}
+
+/// The terminator that `bytes` ends with, if any.
+fn terminator_of(bytes: &[u8]) -> Option<&'static [u8]> {
+    match bytes {
+        [.., b'\r', b'\n'] => Some(b"\r\n"),
+        [.., b'\n'] => Some(b"\n"),
+        [.., b'\r'] => Some(b"\r"),
+        _ => None,
+    }
+}
+
+/// Line breaks in `bytes`: every `\n`, and every `\r` not followed by `\n`.
+fn line_breaks(bytes: &[u8]) -> u64 {
+    memchr::memchr2_iter(b'\n', b'\r', bytes)
+        .filter(|&at| bytes[at] == b'\n' || bytes.get(at + 1) != Some(&b'\n'))
+        .count() as u64
+}
+
+/// Where the quote that opened the still-open field of `raw` (a record the input ended in)
+/// is: the rules of quoting (a field that starts with `"`, `""` inside it), for the message.
+fn opening_quote(raw: &[u8], delimiter: u8) -> usize {
+    let (mut open, mut in_quotes, mut after_quote, mut field_start) = (0, false, false, true);
+    for (at, &byte) in raw.iter().enumerate() {
+        if in_quotes {
+            if byte == b'"' {
+                in_quotes = false;
+                after_quote = true;
+            }
+            continue;
+        }
+        if after_quote && byte == b'"' {
+            in_quotes = true; // `""`: one quote, still inside the same field
+            after_quote = false;
+            continue;
+        }
+        after_quote = false;
+        if field_start && byte == b'"' {
+            in_quotes = true;
+            open = at;
+            field_start = false;
+            continue;
+        }
+        field_start = byte == delimiter;
+    }
+    open
 }
 
 impl<R: Read> Splitter<R> {
@@ -65,12 +150,15 @@ impl<R: Read> Splitter<R> {
             end: 0,
             eof: false,
             plain_until: 0,
+            bom_checked: false,
+            bom_pending: false,
             parser: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
             decoded: vec![0; 1024],
             ends: vec![0; 64],
             delimiter,
             column,
             line: 1,
+            last_terminator: b"\n",
             bytes_read: 0,
             stopped: false,
         }
@@ -98,6 +186,12 @@ impl<R: Read> Splitter<R> {
             .collect()
     }
 
+    /// Whether reading stopped early (a signal): the records returned are the complete ones
+    /// read before it; an incomplete one at the end was dropped.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
     /// Moves the unparsed tail to the front and reads more. Returns `false` if no more data
     /// will come: the end was seen already, or the read was interrupted (`ErrorKind::
     /// Interrupted`, which the input reports once a signal asks the run to stop).
@@ -107,6 +201,7 @@ impl<R: Read> Splitter<R> {
         }
         self.buf.copy_within(self.pos..self.end, 0);
         self.end -= self.pos;
+        self.plain_until = self.plain_until.saturating_sub(self.pos);
         self.pos = 0;
         if self.end == self.buf.len() {
             // One record longer than the buffer: grow it.
@@ -124,64 +219,124 @@ impl<R: Read> Splitter<R> {
             }
             Err(error) => return Err(error),
         }
-        self.plain_until = self.pos
-            + memchr::memchr2(b'"', b'\r', &self.buf[self.pos..self.end])
-                .unwrap_or(self.end - self.pos);
         Ok(true)
     }
 
-    /// Whether reading stopped early (a signal): the records returned are the complete ones
-    /// read before it; an incomplete one at the end was dropped.
-    pub fn stopped(&self) -> bool {
-        self.stopped
+    /// Makes `plain_until` the next quote at or after `pos` (or the end of the data). No
+    /// quote lies in `buf[pos..plain_until]`, and `plain_until` is a quote or the end.
+    fn find_quote(&mut self) {
+        let from = self.plain_until.max(self.pos);
+        if from < self.end && self.buf[from] == b'"' {
+            self.plain_until = from; // found before
+            return;
+        }
+        self.plain_until =
+            from + memchr::memchr(b'"', &self.buf[from..self.end]).unwrap_or(self.end - from);
     }
 
-    /// The next record, or `None` at the end of the input. `decode_all` forces the CSV path
-    /// (for the header, whose fields are all wanted).
-    pub fn next_record(&mut self, decode_all: bool) -> io::Result<Option<Record<'_>>> {
+    /// The length of the terminator at `at` (a `\n` or `\r`): 1 or 2; `None` if a `\r` ends
+    /// the data and more may come (read more, then look again).
+    fn terminator_len(&self, at: usize) -> Option<usize> {
+        if self.buf[at] == b'\n' {
+            return Some(1);
+        }
+        match self.buf[at + 1..self.end].first() {
+            Some(b'\n') => Some(2),
+            Some(_) => Some(1),
+            None if self.eof => Some(1),
+            None => None,
+        }
+    }
+
+    /// The next record, or `None` at the end of the input (or once stopped). `decode_all`
+    /// forces the CSV path (for the header, whose fields are all wanted).
+    pub fn next_record(&mut self, decode_all: bool) -> Result<Option<Record<'_>>, SplitError> {
         loop {
-            // Blank lines are not records (as csv-core skips them).
-            while self.pos < self.end && self.buf[self.pos] == b'\n' && self.pos < self.plain_until
-            {
-                self.pos += 1;
-                self.line += 1;
-            }
-            if !decode_all && self.pos < self.plain_until {
-                if let Some(newline) = memchr::memchr(b'\n', &self.buf[self.pos..self.plain_until])
-                {
-                    return Ok(Some(self.plain_line(newline + 1)));
+            if self.pos == self.end {
+                if !self.refill()? {
+                    return Ok(None);
                 }
-                if self.plain_until == self.end {
-                    if self.eof {
-                        // The last line, without a terminator.
-                        return Ok(Some(self.plain_line(self.end - self.pos)));
-                    }
+                continue;
+            }
+            if !self.bom_checked {
+                let have = &self.buf[self.pos..self.end];
+                if have.len() < BOM.len() && BOM.starts_with(have) && !self.eof {
                     if !self.refill()? {
-                        return Ok(None); // stopped: the incomplete line is not a record
+                        return Ok(None);
                     }
-                    continue; // the line went on past the buffer
+                    continue;
                 }
-                // A quote or carriage return lies ahead on this line: csv-core parses it.
-            }
-            if self.pos < self.end {
-                if let Some((len, fields, key)) = self.csv_record()? {
-                    return Ok(Some(self.finish(len, fields, key)));
+                self.bom_checked = true;
+                if have.starts_with(BOM) {
+                    self.pos += BOM.len();
+                    self.bom_pending = true;
+                    continue;
                 }
-                continue; // the buffer was refilled, or only blank lines were left
             }
-            if !self.refill()? {
-                return Ok(None);
+            // Blank lines are not records.
+            if matches!(self.buf[self.pos], b'\n' | b'\r') {
+                let Some(len) = self.terminator_len(self.pos) else {
+                    if !self.refill()? {
+                        return Ok(None);
+                    }
+                    continue;
+                };
+                self.note_terminator(len);
+                self.pos += len;
+                self.line += 1;
+                continue;
+            }
+            self.find_quote();
+            if !decode_all && self.pos < self.plain_until {
+                match memchr::memchr2(b'\n', b'\r', &self.buf[self.pos..self.plain_until]) {
+                    Some(at) => match self.terminator_len(self.pos + at) {
+                        Some(len) => return Ok(Some(self.plain_line(at, at + len))),
+                        None => {
+                            if !self.refill()? {
+                                return Ok(None); // stopped: `…\r` may go on with `\n`
+                            }
+                            continue;
+                        }
+                    },
+                    None if self.plain_until == self.end => {
+                        if self.eof {
+                            // The last line, without a terminator.
+                            let len = self.end - self.pos;
+                            return Ok(Some(self.plain_line(len, len)));
+                        }
+                        if !self.refill()? {
+                            return Ok(None); // stopped: the incomplete line is not a record
+                        }
+                        continue; // the line went on past the buffer
+                    }
+                    None => {} // a quote lies ahead on this line: csv-core parses it
+                }
+            }
+            match self.csv_record()? {
+                Some((ending, fields, key)) => return Ok(Some(self.finish(ending, fields, key))),
+                None if self.stopped => return Ok(None),
+                None => continue, // the buffer was refilled
             }
         }
     }
 
-    fn plain_line(&mut self, len: usize) -> Record<'_> {
-        let line = &self.buf[self.pos..self.pos + len];
-        let body = line.strip_suffix(b"\n").unwrap_or(line);
+    fn note_terminator(&mut self, len: usize) {
+        self.last_terminator = if len == 2 {
+            b"\r\n"
+        } else if self.buf[self.pos] == b'\n' {
+            b"\n"
+        } else {
+            b"\r"
+        };
+    }
+
+    /// A plain line at `pos`: `body` bytes, then a terminator up to `len`.
+    fn plain_line(&mut self, body: usize, len: usize) -> Record<'_> {
+        let line = &self.buf[self.pos..self.pos + body];
         let mut fields = 1;
         let mut key = KeyAt::Missing;
         let mut start = 0;
-        for at in memchr::memchr_iter(self.delimiter, body) {
+        for at in memchr::memchr_iter(self.delimiter, line) {
             if fields - 1 == self.column {
                 key = KeyAt::Raw(self.pos + start, self.pos + at);
             }
@@ -189,24 +344,47 @@ impl<R: Read> Splitter<R> {
             start = at + 1;
         }
         if fields - 1 == self.column {
-            key = KeyAt::Raw(self.pos + start, self.pos + body.len());
+            key = KeyAt::Raw(self.pos + start, self.pos + body);
         }
-        self.finish(len, fields, key)
+        let ending = if len > body {
+            Ending::Terminated(len)
+        } else {
+            Ending::Unterminated
+        };
+        self.finish(ending, fields, key)
     }
 
-    /// Parses one record at `pos` with csv-core: its length, field count and key, or `None`
-    /// if the buffer had to be refilled first.
-    fn csv_record(&mut self) -> io::Result<Option<(usize, usize, KeyAt)>> {
+    /// Parses one record at `pos` with csv-core: how it ends, its field count and key; or
+    /// `None` if the buffer had to be refilled first (or reading stopped).
+    fn csv_record(&mut self) -> Result<Option<(Ending, usize, KeyAt)>, SplitError> {
         self.parser.reset();
         let (mut nin_total, mut nout_total, mut nend_total) = (0, 0, 0);
-        loop {
-            let input = &self.buf[self.pos + nin_total..self.end];
+        // At the end of the input, a `\n` fed after the last byte tells a record that just
+        // lacks a terminator (csv-core ends it) from one inside an open quote (it does not).
+        let mut fed_end = false;
+        let ending = loop {
+            if !fed_end && self.pos + nin_total == self.end {
+                // Never give csv-core empty input: to it, that means the end of the input.
+                if self.eof {
+                    fed_end = true;
+                } else {
+                    self.refill()?; // then parse it again (or, stopped, drop it)
+                    return Ok(None);
+                }
+            }
+            let input: &[u8] = if fed_end {
+                b"\n"
+            } else {
+                &self.buf[self.pos + nin_total..self.end]
+            };
             let (result, nin, nout, nend) = self.parser.read_record(
                 input,
                 &mut self.decoded[nout_total..],
                 &mut self.ends[nend_total..],
             );
-            nin_total += nin;
+            if !fed_end {
+                nin_total += nin;
+            }
             nout_total += nout;
             nend_total += nend;
             match result {
@@ -218,23 +396,36 @@ impl<R: Read> Splitter<R> {
                     let len = self.ends.len() * 2;
                     self.ends.resize(len, 0);
                 }
-                ReadRecordResult::Record => break,
-                ReadRecordResult::InputEmpty if !self.eof => {
+                ReadRecordResult::Record if fed_end => break Ending::Unterminated,
+                ReadRecordResult::Record => {
+                    // csv-core stops after the `\n` or the `\r`; a `\n` after the `\r` is ours.
+                    let last = self.pos + nin_total - 1;
+                    match self.terminator_len(last) {
+                        Some(2) => break Ending::Terminated(nin_total + 1),
+                        Some(_) => break Ending::Terminated(nin_total),
+                        None => {
+                            self.refill()?; // then parse it again (or, stopped, drop it)
+                            return Ok(None);
+                        }
+                    }
+                }
+                ReadRecordResult::InputEmpty if fed_end => {
+                    let raw = &self.buf[self.pos..self.end];
+                    let quote = opening_quote(raw, self.delimiter);
+                    return Err(SplitError::UnterminatedQuote {
+                        line: self.line + line_breaks(&raw[..quote]),
+                    });
+                }
+                ReadRecordResult::InputEmpty if self.eof => fed_end = true,
+                ReadRecordResult::InputEmpty => {
                     // The record goes on past the buffer: read more and parse it again (or,
                     // stopped, drop the incomplete record).
-                    if !self.refill()? {
-                        self.pos = self.end;
-                    }
+                    self.refill()?;
                     return Ok(None);
                 }
-                ReadRecordResult::InputEmpty => {} // at end of input: call once more with nothing
-                ReadRecordResult::End => {
-                    // Nothing but blank lines was left.
-                    self.pos = self.end;
-                    return Ok(None);
-                }
+                ReadRecordResult::End => unreachable!("csv-core is never given empty input"),
             }
-        }
+        };
         let key = if self.column < nend_total {
             let start = if self.column == 0 {
                 0
@@ -245,32 +436,44 @@ impl<R: Read> Splitter<R> {
         } else {
             KeyAt::Missing
         };
-        Ok(Some((nin_total, nend_total, key)))
+        Ok(Some((ending, nend_total, key)))
     }
 
-    fn finish(&mut self, len: usize, fields: usize, key: KeyAt) -> Record<'_> {
-        let mut raw_start = self.pos;
-        // Blank lines before a record (skipped by csv-core) are not part of it.
-        while raw_start < self.pos + len && matches!(self.buf[raw_start], b'\n' | b'\r') {
-            if self.buf[raw_start] == b'\n' {
-                self.line += 1;
-            }
-            raw_start += 1;
-        }
-        let raw_end = self.pos + len;
+    fn finish(&mut self, ending: Ending, fields: usize, key: KeyAt) -> Record<'_> {
+        let start = self.pos;
+        let (end, terminated) = match ending {
+            Ending::Terminated(len) => (start + len, true),
+            Ending::Unterminated => (self.end, false),
+        };
         let line = self.line;
-        self.line += memchr::memchr_iter(b'\n', &self.buf[raw_start..raw_end]).count() as u64;
-        self.pos = raw_end;
+        if terminated {
+            let last = terminator_of(&self.buf[start..end]).expect("a terminated record");
+            self.last_terminator = last;
+        }
+        self.line += line_breaks(&self.buf[start..end]);
+        self.pos = end;
         let key = match key {
             KeyAt::Raw(start, end) => Some(&self.buf[start..end]),
             KeyAt::Decoded(start, end) => Some(&self.decoded[start..end]),
             KeyAt::Missing => None,
         };
+        let missing: &'static [u8] = if terminated {
+            b""
+        } else {
+            self.last_terminator
+        };
+        let bom: &'static [u8] = if std::mem::take(&mut self.bom_pending) {
+            BOM
+        } else {
+            b""
+        };
         Record {
-            raw: &self.buf[raw_start..raw_end],
+            bom,
+            raw: &self.buf[start..end],
             key,
             fields,
             line,
+            missing,
         }
     }
 }
@@ -281,14 +484,32 @@ mod tests {
 
     type Records = Vec<(String, Option<String>, usize, u64)>;
 
-    /// (raw, key, fields, line) of every record: by the plain-line path where it applies, or
-    /// (`csv_only`) always by csv-core.
-    fn split_with(input: &[u8], column: usize, csv_only: bool) -> Records {
-        let mut splitter = Splitter::new(input, b',', column);
+    /// A reader that hands out `step` bytes at a time: every read boundary gets tried.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// (bom + raw, key, fields, line) of every record: by the plain-line path where it
+    /// applies, or (`csv_only`) always by csv-core; read `step` bytes at a time.
+    fn split_with(input: &[u8], column: usize, csv_only: bool, step: usize) -> Records {
+        let reader = Trickle { data: input, step };
+        let mut splitter = Splitter::new(reader, b',', column);
         let mut out = Vec::new();
         while let Some(r) = splitter.next_record(csv_only).unwrap() {
+            let mut raw = r.bom.to_vec();
+            raw.extend_from_slice(r.raw);
             out.push((
-                String::from_utf8_lossy(r.raw).into_owned(),
+                String::from_utf8_lossy(&raw).into_owned(),
                 r.key.map(|k| String::from_utf8_lossy(k).into_owned()),
                 r.fields,
                 r.line,
@@ -298,11 +519,90 @@ mod tests {
     }
 
     fn split(input: &[u8], column: usize) -> Records {
-        split_with(input, column, false)
+        split_with(input, column, false, usize::MAX)
     }
 
     fn split_csv(input: &[u8], column: usize) -> Records {
-        split_with(input, column, true)
+        split_with(input, column, true, usize::MAX)
+    }
+
+    fn record(
+        raw: &str,
+        key: &str,
+        fields: usize,
+        line: u64,
+    ) -> (String, Option<String>, usize, u64) {
+        (raw.into(), Some(key.into()), fields, line)
+    }
+
+    #[test]
+    fn every_terminator_is_kept_whatever_the_reads() {
+        let input = b"k,v\r\na,1\rb,\"x\r\ny\"\r\n\r\n\nc,2\n\"d\"\"\",3\r";
+        let want = vec![
+            record("k,v\r\n", "k", 2, 1),
+            record("a,1\r", "a", 2, 2),
+            record("b,\"x\r\ny\"\r\n", "b", 2, 3),
+            record("c,2\n", "c", 2, 7),
+            record("\"d\"\"\",3\r", "d\"", 2, 8),
+        ];
+        for step in [1, 2, 3, 5, usize::MAX] {
+            for csv_only in [false, true] {
+                assert_eq!(split_with(input, 0, csv_only, step), want, "step {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_record_without_a_terminator_gets_the_last_one_used() {
+        for (input, last) in [
+            (&b"k\r\na"[..], &b"\r\n"[..]),
+            (b"k\ra", b"\r"),
+            (b"k\na", b"\n"),
+            (b"k", b"\n"),
+            (b"k\r\n\na", b"\n"),
+            (b"k\n\"a\r\nb\"", b"\n"),
+        ] {
+            let mut splitter = Splitter::new(input, b',', 0);
+            let mut ends = Vec::new();
+            while let Some(record) = splitter.next_record(false).unwrap() {
+                ends.push(record.missing);
+            }
+            assert_eq!(ends.last(), Some(&last), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn a_bom_is_part_of_the_first_record_but_not_of_its_key() {
+        let input = b"\xEF\xBB\xBF\"k\",v\na,1\n";
+        for step in [1, 2, usize::MAX] {
+            let records = split_with(input, 0, false, step);
+            assert_eq!(records[0].0.as_bytes(), b"\xEF\xBB\xBF\"k\",v\n");
+            assert_eq!(records[0].1.as_deref(), Some("k"));
+            assert_eq!(records[1], record("a,1\n", "a", 2, 2));
+        }
+    }
+
+    #[test]
+    fn an_unterminated_quote_names_the_line_it_opened_on() {
+        for (input, line) in [
+            (&b"k,v\na,1\nb,\"open\nc,3\n"[..], 3),
+            (b"k,v\n\"a\"\"\nb\",\"x\r\ny\r\nz", 3),
+            (b"\"", 1),
+            (b"a,\"\"\"", 1),
+        ] {
+            let mut splitter = Splitter::new(input, b',', 0);
+            let error = loop {
+                match splitter.next_record(false) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("no error for {input:?}"),
+                    Err(error) => break error,
+                }
+            };
+            assert!(
+                matches!(error, SplitError::UnterminatedQuote { line: l } if l == line),
+                "{input:?}: {error:?}"
+            );
+        }
     }
 
     #[test]
@@ -333,14 +633,9 @@ mod tests {
         assert_eq!(
             records,
             vec![
-                ("\"a,b\",1\n".into(), Some("a,b".into()), 2, 1),
-                (
-                    "\"multi\nline\",2\n".into(),
-                    Some("multi\nline".into()),
-                    2,
-                    2
-                ),
-                ("\"q\"\"uote\",3\n".into(), Some("q\"uote".into()), 2, 4),
+                record("\"a,b\",1\n", "a,b", 2, 1),
+                record("\"multi\nline\",2\n", "multi\nline", 2, 2),
+                record("\"q\"\"uote\",3\n", "q\"uote", 2, 4),
             ]
         );
     }
@@ -353,13 +648,13 @@ mod tests {
         assert_eq!(records.len(), 3);
         assert_eq!(records[0].0.len(), long.len() + 3);
         assert_eq!(records[1].1.as_deref(), Some(&*format!("q,{long}")));
-        assert_eq!(records[2], ("last,1".into(), Some("last".into()), 2, 3));
+        assert_eq!(records[2], record("last,1", "last", 2, 3));
     }
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
 
-        /// Whatever the bytes, the fast path and csv-core find the same records.
+        /// Whatever the bytes and the reads, the fast path and csv-core find the same records.
         #[test]
         fn the_fast_path_gives_the_records_csv_core_gives(
             input in proptest::collection::vec(
@@ -367,8 +662,22 @@ mod tests {
                 0..200,
             ),
             column in 0..3usize,
+            step in 1..8usize,
         ) {
-            proptest::prop_assert_eq!(split(&input, column), split_csv(&input, column));
+            let mut splitter = Splitter::new(&input[..], b',', column);
+            let closed = loop {
+                match splitter.next_record(false) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break true,
+                    Err(_) => break false,
+                }
+            };
+            if closed {
+                proptest::prop_assert_eq!(
+                    split_with(&input, column, false, step),
+                    split_csv(&input, column)
+                );
+            }
         }
     }
 }

@@ -1,0 +1,94 @@
+//! What `handoff partition` is asked to do: its command line (clap), checked.
+
+use std::path::PathBuf;
+
+use super::outdir::Existing;
+
+/// Split CSV records into one file per key, in one pass, whatever the number of keys.
+///
+/// Every output file gets the header row first, then that key's records in input order,
+/// byte for byte. Real descriptors in use never exceed --max-open; the files are virtual
+/// files of handoff's pager, paged in and out as needed.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Job {
+    /// The key column: a header name, or a 1-based index with --no-headers.
+    pub column: String,
+    /// Where the files go (created if missing).
+    pub outdir: PathBuf,
+    /// CSV inputs, read one after the other; standard input if none, or `-`.
+    pub inputs: Vec<PathBuf>,
+    /// The input has no header row; COLUMN is a 1-based index.
+    #[arg(long)]
+    pub no_headers: bool,
+    /// Field delimiter (one byte).
+    #[arg(short, long, default_value = ",", value_parser = parse_delimiter)]
+    pub delimiter: u8,
+    /// Output file name; `{}` is replaced by the escaped key.
+    #[arg(long, default_value = "{}.csv")]
+    pub filename: String,
+    /// Partition on the first N bytes of the key (N ≥ 1).
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub prefix_length: Option<u64>,
+    /// The most real file descriptors to use at once [default: the soft RLIMIT_NOFILE, after
+    /// raising it to the hard limit, less a reserve].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_open: Option<u64>,
+    /// Bound on buffered output, in bytes (suffixes K, M, G: powers of 1024).
+    #[arg(long, default_value = "256M", value_parser = parse_bytes)]
+    pub memory: usize,
+    #[command(flatten)]
+    pub existing: ExistingFiles,
+    /// Skip records whose field count differs from the header's (counted in the summary).
+    #[arg(long)]
+    pub skip_malformed: bool,
+    /// No progress line, no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// What to do with files already in OUTDIR.
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct ExistingFiles {
+    /// Add to existing files in OUTDIR (the header only to new or empty files; a file's
+    /// header must be the input's).
+    #[arg(long, conflicts_with = "force")]
+    pub append: bool,
+    /// Write into a non-empty OUTDIR, replacing the files this run writes.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl ExistingFiles {
+    pub fn mode(self) -> Existing {
+        if self.append {
+            Existing::Append
+        } else if self.force {
+            Existing::Replace
+        } else {
+            Existing::Refuse
+        }
+    }
+}
+
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s.as_bytes() {
+        [byte] => Ok(*byte),
+        _ if s == "\\t" || s == "tab" => Ok(b'\t'),
+        _ => Err(format!("the delimiter must be one byte, not {s:?}")),
+    }
+}
+
+/// `256M`, `1G`, `4096`...
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let (digits, scale) = match s.char_indices().last() {
+        Some((at, 'K' | 'k')) => (&s[..at], 1 << 10),
+        Some((at, 'M' | 'm')) => (&s[..at], 1 << 20),
+        Some((at, 'G' | 'g')) => (&s[..at], 1 << 30),
+        _ => (s, 1),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("not a size: {s:?} (e.g. 4096, 64K, 256M, 2G)"))
+}

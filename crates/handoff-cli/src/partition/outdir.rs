@@ -1,0 +1,260 @@
+//! The output directory: everything the run does in it goes through one descriptor of it.
+//!
+//! Files are opened with `openat(OUTDIR fd, name, O_NOFOLLOW | …)`, and a name never holds a
+//! `/`, so nothing is ever created, written or truncated outside OUTDIR: an existing symlink
+//! where an output would go (dangling or not) fails the open (`ELOOP`, or `EEXIST` with
+//! `O_EXCL`) and is reported, never followed. What the open finds must be a regular file with
+//! one link (a hard link would write into a file elsewhere), checked with `fstat` on the open
+//! descriptor before anything is written; only then is it truncated (`--force`). The
+//! descriptor is then handed to the pager (`Pager::adopt`), which pages it out and in by its
+//! path and checks the file's identity (device, inode) after every reopen, before any I/O: a
+//! link swapped in later is caught there.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::display::shown_path;
+
+/// What to do with an output file that exists already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// The directory must hold no files (`O_EXCL`).
+    Refuse,
+    /// Add records at the end of existing files (a header only to empty ones).
+    Append,
+    /// Replace the files this run writes (truncated once checked).
+    Replace,
+}
+
+/// A file's identity: device and inode.
+pub type Identity = (u64, u64);
+
+/// The output directory, open.
+pub struct Outdir {
+    path: PathBuf,
+    fd: OwnedFd,
+    /// Whether this run created it (it is removed again if the run is refused).
+    created: bool,
+}
+
+/// Why the output directory cannot be used.
+pub enum OutdirError {
+    /// It is not a directory (exit 2).
+    NotADirectory(String),
+    /// Creating or opening it failed (exit 1).
+    Failed(String),
+}
+
+fn cstring(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))
+}
+
+/// `openat(dir, name, flags | O_CLOEXEC | O_NOCTTY, 0o666)`.
+fn open_at(dir: BorrowedFd<'_>, name: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+    let name = cstring(name)?;
+    let flags = flags | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // SAFETY: `dir` is an open descriptor borrowed for the call; `name` is a NUL-terminated
+    // string that outlives it; the mode is read only with O_CREAT.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, 0o666 as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat returned a new descriptor, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: a symlink is reported as one.
+fn stat_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<libc::stat> {
+    let name = cstring(name)?;
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `dir` is open for the call, `name` is NUL-terminated, and `stat` is writable;
+    // fstatat fills it when it returns 0.
+    let result = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            stat.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstatat succeeded, so `stat` is initialised.
+    Ok(unsafe { stat.assume_init() })
+}
+
+/// Runs `f` on a `File` view of `fd`, which stays open and owned by the caller.
+fn with_file<R>(fd: BorrowedFd<'_>, f: impl FnOnce(&File) -> R) -> R {
+    // SAFETY: `fd` is open for the whole call; the `File` is never dropped, so it never closes
+    // what it does not own.
+    let file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(fd.as_raw_fd()) });
+    f(&file)
+}
+
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+impl Outdir {
+    /// Creates OUTDIR (and its parents) if missing and opens it. An existing OUTDIR that is not
+    /// a directory is refused.
+    pub fn prepare(path: &Path) -> Result<Outdir, OutdirError> {
+        let shown = shown_path(path);
+        let created = match std::fs::metadata(path) {
+            Ok(metadata) if metadata.is_dir() => false,
+            Ok(_) => {
+                return Err(OutdirError::NotADirectory(format!(
+                    "{shown} is not a directory"
+                )))
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(path).map_err(|e| {
+                    if e.raw_os_error() == Some(libc::ENOTDIR)
+                        || e.kind() == io::ErrorKind::AlreadyExists
+                    {
+                        OutdirError::NotADirectory(format!("{shown} is not a directory ({e})"))
+                    } else {
+                        OutdirError::Failed(format!("cannot create {shown}: {e}"))
+                    }
+                })?;
+                true
+            }
+            Err(error) if error.raw_os_error() == Some(libc::ENOTDIR) => {
+                return Err(OutdirError::NotADirectory(format!(
+                    "{shown} is not a directory ({error})"
+                )))
+            }
+            Err(error) => return Err(OutdirError::Failed(format!("{shown}: {error}"))),
+        };
+        let fd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(path)
+            .map_err(|e| OutdirError::Failed(format!("cannot open {shown}: {e}")))?;
+        Ok(Outdir {
+            path: path.to_path_buf(),
+            fd: fd.into(),
+            created,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes OUTDIR again if this run created it and it is still empty (a refused run
+    /// leaves things as they were).
+    pub fn remove_if_created(&self) {
+        if self.created {
+            let _ = std::fs::remove_dir(&self.path);
+        }
+    }
+
+    /// The names of the entries in OUTDIR.
+    pub fn names(&self) -> io::Result<Vec<Vec<u8>>> {
+        // Read through the descriptor: /proc/self/fd/N names this very directory.
+        let listed = std::fs::read_dir(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+            .or_else(|_| std::fs::read_dir(&self.path))?;
+        listed
+            .map(|entry| Ok(entry?.file_name().as_bytes().to_vec()))
+            .collect()
+    }
+
+    /// The identities of the regular files in OUTDIR (symlinks not followed).
+    pub fn file_identities(&self) -> io::Result<HashSet<Identity>> {
+        let mut identities = HashSet::new();
+        for name in self.names()? {
+            if let Ok(stat) = stat_at(self.fd.as_fd(), &name) {
+                if stat.st_mode & libc::S_IFMT == libc::S_IFREG {
+                    // The types of st_dev and st_ino differ between platforms.
+                    #[allow(clippy::unnecessary_cast)]
+                    identities.insert((stat.st_dev as u64, stat.st_ino as u64));
+                }
+            }
+        }
+        Ok(identities)
+    }
+
+    /// Opens `name` in OUTDIR for reading, if it is a regular file (never through a symlink).
+    pub fn open_existing(&self, name: &[u8]) -> io::Result<File> {
+        let fd = open_at(
+            self.fd.as_fd(),
+            name,
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        )?;
+        let file = File::from(fd);
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(file)
+    }
+
+    /// Opens (creating it as `existing` says) the output file `name` in OUTDIR: never through
+    /// a symlink, only a regular file with one link, truncated (`Replace`) only once checked.
+    /// `make_room` is called on EMFILE/ENFILE, and the open retried while it frees one.
+    pub fn open_output(
+        &self,
+        name: &[u8],
+        existing: Existing,
+        mut make_room: impl FnMut() -> bool,
+    ) -> io::Result<OwnedFd> {
+        // O_NONBLOCK: a FIFO put where an output goes must not block the open (it is refused
+        // below); it changes nothing for a regular file.
+        let flags = libc::O_NOFOLLOW
+            | libc::O_NONBLOCK
+            | match existing {
+                Existing::Refuse => libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                Existing::Replace => libc::O_WRONLY | libc::O_CREAT,
+                Existing::Append => libc::O_RDWR | libc::O_CREAT | libc::O_APPEND,
+            };
+        let fd = loop {
+            match open_at(self.fd.as_fd(), name, flags) {
+                Err(error) if is_out_of_descriptors(&error) && make_room() => continue,
+                Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "it is a symbolic link (never followed: remove it, or choose another OUTDIR)",
+                    ))
+                }
+                Err(error) => return Err(error),
+                Ok(fd) => break fd,
+            }
+        };
+        let metadata = with_file(fd.as_fd(), |file| file.metadata())?;
+        if !metadata.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it is not a regular file",
+            ));
+        }
+        if metadata.nlink() > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "it has {} hard links (writing it would change a file outside OUTDIR)",
+                    metadata.nlink()
+                ),
+            ));
+        }
+        // SAFETY: F_GETFL/F_SETFL on a descriptor we own change only its status flags.
+        unsafe {
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            if flags == -1
+                || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == -1
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if existing == Existing::Replace && metadata.len() > 0 {
+            with_file(fd.as_fd(), |file| file.set_len(0))?;
+        }
+        Ok(fd)
+    }
+}
