@@ -61,7 +61,7 @@ fn partition_by_tailnum(input: &[u8], extra: &[&str]) -> usize {
     );
     assert!(expected.failure.is_none());
     let files = listing(&dir.path().join("out")).unwrap();
-    if let Err(e) = judge_files(&files, &expected, b".csv", Strictness::Exact) {
+    if let Err(e) = judge_files(&files, &expected, "{}.csv", Strictness::Exact) {
         panic!("{e}\n  stderr: {stderr}");
     }
     assert_eq!(
