@@ -73,15 +73,24 @@ fn command(case: &Case) -> (Command, Vec<String>) {
         (case.key_index + 1).to_string().into()
     });
     args.push("out".into());
-    let names: Vec<String> = if case.stdin {
-        vec!["<stdin>".into()]
-    } else {
-        (0..case.inputs.len())
-            .map(|i| format!("in{i}.csv"))
-            .collect()
-    };
-    if !case.stdin {
-        args.extend(names.iter().map(OsString::from));
+    // With `stdin`, the last input comes from standard input: as `-` after the files, or as
+    // no input argument at all when it is the only one.
+    let n = case.inputs.len();
+    let names: Vec<String> = (0..n)
+        .map(|i| {
+            if case.stdin && i + 1 == n {
+                "<stdin>".to_string()
+            } else {
+                format!("in{i}.csv")
+            }
+        })
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        if !(case.stdin && i + 1 == n) {
+            args.push(name.into());
+        } else if n > 1 {
+            args.push("-".into());
+        }
     }
     let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
     command.args(&args);
@@ -121,7 +130,7 @@ fn check(case: &Case) -> Result<(), String> {
     let mut child = command.spawn().unwrap();
     if case.stdin {
         let mut stdin = child.stdin.take().unwrap();
-        let bytes = inputs[0].clone();
+        let bytes = inputs.last().unwrap().clone();
         std::thread::spawn(move || {
             // The child may stop reading early (an error): a broken pipe is fine.
             let _ = stdin.write_all(&bytes);
@@ -562,4 +571,75 @@ fn generator_covers_the_issue_list() {
         .map(|(w, _)| w)
         .collect();
     assert!(missing.is_empty(), "never generated: {missing:?}");
+}
+
+/// Spec 2 ("a `\r\n` split across two reads is still one `\r\n`") and its kin: the input comes
+/// through a pipe in small writes with pauses, so reads end at every kind of place — between
+/// CR and LF, after a lone CR, inside a BOM, between two quotes of a doubled quote, right after
+/// an opening quote.
+#[test]
+fn records_split_across_reads() {
+    let input: &[u8] = b"\xEF\xBB\xBFkey,v\r\na,\"x\r\ny\"\r\nb,\"q\"\"r\"\rc,plain\n\r\n\"a\",\"\"\"\"\r\nb,\"\r\"\ra,\"\n\"\r\n\rb,last";
+    let expected = split(
+        &[input.to_vec()],
+        &Options {
+            headers: true,
+            delimiter: b',',
+            column: Column::Name(b"key".to_vec()),
+            prefix_length: None,
+            skip_malformed: false,
+        },
+    );
+    assert!(expected.failure.is_none());
+    let mut failures = Vec::new();
+    for sizes in [&[1usize][..], &[2], &[3], &[1, 2, 5], &[4, 1, 1, 3], &[7]] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .current_dir(dir.path())
+            .args([
+                "partition",
+                "--max-open",
+                "1",
+                "--memory",
+                "64",
+                "key",
+                "out",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut at = 0;
+        for &size in sizes.iter().cycle() {
+            if at >= input.len() {
+                break;
+            }
+            let end = (at + size).min(input.len());
+            stdin.write_all(&input[at..end]).unwrap();
+            stdin.flush().unwrap();
+            at = end;
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        drop(stdin);
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let result = if output.status.code() != Some(0) {
+            Err(format!("exit {}", output.status))
+        } else {
+            judge_files(
+                &listing(&dir.path().join("out")).unwrap(),
+                &expected,
+                "{}.csv",
+                Strictness::Exact,
+            )
+        };
+        if let Err(e) = result {
+            failures.push(format!(
+                "writes of {sizes:?} bytes: {e}\n  stderr: {stderr}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -78,7 +78,7 @@ pub struct Case {
     /// `--filename` (`{}.csv` is the default, not passed).
     pub template: &'static str,
     pub skip_malformed: bool,
-    /// A single input given on standard input.
+    /// The last input comes from standard input.
     pub stdin: bool,
     pub inputs: Vec<GenInput>,
 }
@@ -333,7 +333,7 @@ pub fn case() -> impl Strategy<Value = Case> {
                                     memory,
                                     template,
                                     skip_malformed,
-                                    stdin: stdin && inputs.len() == 1,
+                                    stdin,
                                     inputs,
                                 }
                             },
