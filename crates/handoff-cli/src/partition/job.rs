@@ -9,6 +9,9 @@ use super::outdir::Existing;
 /// Every output file gets the header row first, then that key's records in input order,
 /// byte for byte. Real descriptors in use never exceed --max-open; the files are virtual
 /// files of handoff's pager, paged in and out as needed.
+///
+/// Exit codes: 0 done; 1 an input or output failed; 2 bad command line or refused setup;
+/// 130/143 stopped by SIGINT/SIGTERM (every record read before that is written, whole).
 #[derive(clap::Args, Clone, Debug)]
 pub struct Job {
     /// The key column: a header name, or a 1-based index with --no-headers.
@@ -41,7 +44,7 @@ pub struct Job {
     /// Skip records whose field count differs from the header's (counted in the summary).
     #[arg(long)]
     pub skip_malformed: bool,
-    /// No progress line, no summary.
+    /// No progress line, and no summary unless a signal or an error stops the run.
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -210,7 +210,14 @@ fn setup(job: &Job, inputs: &[PathBuf]) -> Result<(Outputs, HashSet<Identity>), 
     })();
     match checked {
         Ok((pager, inside)) => Ok((
-            Outputs::new(pager, dir, &job.filename, existing_of(job), job.memory),
+            Outputs::new(
+                pager,
+                dir,
+                &job.filename,
+                existing_of(job),
+                job.delimiter,
+                job.memory,
+            ),
             inside,
         )),
         Err(failure) => {

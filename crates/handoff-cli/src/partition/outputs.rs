@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 
 use handoff::pager::{Pager, Stats, VirtualFile};
@@ -42,6 +43,8 @@ struct Output {
     buf: Vec<u8>,
     /// Records in `buf`.
     pending: u64,
+    /// `buf` starts with the header (a new file not written yet).
+    header_in_buf: bool,
     /// A write failed: the file takes no more.
     failed: bool,
 }
@@ -52,6 +55,7 @@ pub struct Outputs {
     prefix: String,
     suffix: String,
     existing: Existing,
+    delimiter: u8,
     header: Option<Header>,
     index: HashMap<Box<[u8]>, usize>,
     outputs: Vec<Output>,
@@ -126,6 +130,22 @@ fn first_record(file: &std::fs::File, delimiter: u8) -> io::Result<Option<Vec<Ve
     Ok(Some(splitter.fields(count)))
 }
 
+/// How much of `buf` (whole records, as buffered) lies within its first `reached` bytes:
+/// the end of the last whole record there, and how many records end by it.
+fn whole_records(buf: &[u8], reached: u64, delimiter: u8) -> (usize, u64) {
+    let mut splitter = Splitter::new(buf, delimiter, 0);
+    let (mut end, mut count, mut at) = (0, 0, 0u64);
+    while let Ok(Some(record)) = splitter.next_record(false) {
+        at += (record.bom.len() + record.raw.len() + record.missing.len()) as u64;
+        if at > reached {
+            break;
+        }
+        end = at as usize;
+        count += 1;
+    }
+    (end, count)
+}
+
 /// The header's field names, shown.
 fn shown_fields(fields: &[Vec<u8>]) -> String {
     let names: Vec<String> = fields.iter().map(|f| shown(f)).collect();
@@ -138,6 +158,7 @@ impl Outputs {
         dir: Outdir,
         template: &str,
         existing: Existing,
+        delimiter: u8,
         memory: usize,
     ) -> Outputs {
         let (prefix, suffix) = template.split_once("{}").expect("a checked template");
@@ -147,6 +168,7 @@ impl Outputs {
             prefix: prefix.to_owned(),
             suffix: suffix.to_owned(),
             existing,
+            delimiter,
             header: None,
             index: HashMap::new(),
             outputs: Vec::new(),
@@ -170,9 +192,9 @@ impl Outputs {
         self.pager.stats()
     }
 
-    fn refused(&self, name: &str, message: String) -> WriteError {
+    fn refused(&self, name: &[u8], message: String) -> WriteError {
         WriteError {
-            file: shown_path(&self.dir.path().join(name)),
+            file: shown_path(&self.dir.path().join(std::ffi::OsStr::from_bytes(name))),
             key: None,
             error: io::Error::new(io::ErrorKind::InvalidData, message),
             refused: true,
@@ -205,7 +227,6 @@ impl Outputs {
             let Ok(file) = self.dir.open_existing(&name) else {
                 continue; // not a regular file: refused when (if) it is opened
             };
-            let name = String::from_utf8_lossy(&name).into_owned();
             self.check_header(&file, &name, header)?;
         }
         Ok(())
@@ -214,7 +235,7 @@ impl Outputs {
     fn check_header(
         &self,
         file: &std::fs::File,
-        name: &str,
+        name: &[u8],
         header: &Header,
     ) -> Result<(), WriteError> {
         let first = first_record(file, header.delimiter)
@@ -268,6 +289,7 @@ impl Outputs {
             buf.extend_from_slice(&header.raw);
             self.held += buf.capacity();
         }
+        let header_in_buf = !buf.is_empty();
         self.outputs.push(Output {
             key: key.into(),
             name,
@@ -275,6 +297,7 @@ impl Outputs {
             len: 0,
             buf,
             pending: 0,
+            header_in_buf,
             failed: false,
         });
         self.index.insert(key.into(), at);
@@ -322,7 +345,7 @@ impl Outputs {
                 if len == 0 {
                     before.extend_from_slice(&header.raw);
                 } else {
-                    self.check_header(&file, &name, header)?;
+                    self.check_header(&file, name.as_bytes(), header)?;
                 }
             }
             if len > 0 {
@@ -372,8 +395,27 @@ impl Outputs {
             .and_then(|()| file.write_all(&output.buf));
         if let Err(error) = result {
             output.failed = true;
-            let error = match file.set_len(output.len) {
-                Ok(()) => error,
+            // Keep the records that reached the file whole; cut off the rest.
+            let on_disk = file.metadata().map_or(output.len, |m| m.len());
+            let start = output.len + before.len() as u64;
+            let (kept, records) = match on_disk.checked_sub(start) {
+                Some(reached) => whole_records(&output.buf, reached, self.delimiter),
+                None => (0, 0),
+            };
+            let (keep, records) = if kept > 0 {
+                (
+                    start + kept as u64,
+                    records - u64::from(output.header_in_buf),
+                )
+            } else {
+                (output.len, 0)
+            };
+            let error = match file.set_len(keep) {
+                Ok(()) => {
+                    self.bytes_written += keep - output.len;
+                    self.records_written += records;
+                    error
+                }
                 Err(cut) => io::Error::new(
                     error.kind(),
                     format!("{error}; and cutting it back to its last whole record failed: {cut}"),
@@ -391,6 +433,7 @@ impl Outputs {
         self.bytes_written += wrote;
         self.records_written += output.pending;
         output.pending = 0;
+        output.header_in_buf = false;
         self.held -= output.buf.capacity();
         output.buf = Vec::new();
         Ok(())

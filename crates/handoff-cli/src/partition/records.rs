@@ -1,6 +1,6 @@
 //! Splits an input into records, each with its exact bytes, its key field and its line.
 //!
-//! The rules (the README's and `partition-spec.md`'s): a record ends at `\n`, `\r\n` or a lone
+//! The rules (the README's): a record ends at `\n`, `\r\n` or a lone
 //! `\r` outside quotes, and its bytes run from its first byte through its terminator, exactly
 //! as in the input; a terminator at the start of a record is a blank line, skipped; a UTF-8
 //! BOM at the start of the input belongs to the first record's bytes but not to its first
