@@ -249,6 +249,20 @@ fn a_failed_write_leaves_whole_records() {
         if let Err(e) = judge_files(&files, &expected, "{}.csv", Strictness::WholeRecordPrefix) {
             panic!("--memory {memory}: {e}\n  stderr: {stderr}");
         }
+        // The file that hit the limit holds every whole record that reached it: its bytes up
+        // to RLIMIT_FSIZE, cut back to the last record boundary (spec 11).
+        let big = &files[&b"big.csv".to_vec()];
+        let fits = *expected.boundaries[&b"big".to_vec()]
+            .iter()
+            .filter(|&&b| b as u64 <= limit)
+            .max()
+            .unwrap();
+        assert_eq!(
+            big.len(),
+            fits,
+            "--memory {memory}: big.csv should end at the last record boundary within the \
+             {limit}-byte limit: {stderr}"
+        );
         // Records on disk, by the boundaries each file ends at.
         let on_disk: usize = keys_of(&files, &expected, "{}.csv")
             .unwrap()
