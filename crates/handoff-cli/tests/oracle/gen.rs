@@ -75,8 +75,10 @@ pub struct Case {
     pub prefix_length: Option<usize>,
     pub max_open: Option<usize>,
     pub memory: Option<&'static str>,
+    /// `--filename` (`{}.csv` is the default, not passed).
+    pub template: &'static str,
     pub skip_malformed: bool,
-    /// A single input given on standard input.
+    /// The last input comes from standard input.
     pub stdin: bool,
     pub inputs: Vec<GenInput>,
 }
@@ -190,7 +192,9 @@ fn record(ncols: usize, key_index: usize, malformed: bool) -> impl Strategy<Valu
 
 fn header(names: Vec<Vec<u8>>) -> impl Strategy<Value = GenRecord> {
     let n = names.len();
-    (prop::collection::vec(enc(), n), term()).prop_map(move |(encs, term)| GenRecord {
+    // No tails in a header: its names are fixed (a tail would rename the column).
+    let plain_or_quoted = prop_oneof![Just(Enc::Plain), Just(Enc::Quoted)];
+    (prop::collection::vec(plain_or_quoted, n), term()).prop_map(move |(encs, term)| GenRecord {
         fields: names
             .iter()
             .zip(encs)
@@ -297,6 +301,7 @@ pub fn case() -> impl Strategy<Value = Case> {
                         prop::bool::ANY,
                         prop::bool::weighted(0.3),
                         prop::bool::weighted(if malformed { 0.15 } else { 0.0 }),
+                        prop_oneof![4 => Just("{}.csv"), 1 => Just("p-{}.txt"), 1 => Just("{}")],
                     )
                         .prop_map(
                             move |(
@@ -308,6 +313,7 @@ pub fn case() -> impl Strategy<Value = Case> {
                                 skip_malformed,
                                 stdin,
                                 mismatch,
+                                template,
                             )| {
                                 // A later input whose header names another column.
                                 if mismatch {
@@ -325,8 +331,9 @@ pub fn case() -> impl Strategy<Value = Case> {
                                     prefix_length,
                                     max_open,
                                     memory,
+                                    template,
                                     skip_malformed,
-                                    stdin: stdin && inputs.len() == 1,
+                                    stdin,
                                     inputs,
                                 }
                             },

@@ -62,11 +62,13 @@ fn unescape(stem: &[u8], lenient: bool) -> Result<Vec<u8>, String> {
     Ok(key)
 }
 
-/// Decodes a file name made with the template `{}` + `suffix`.
-pub fn decode(name: &[u8], suffix: &[u8]) -> Result<Decoded, String> {
+/// Decodes a file name made with `template` (`--filename`: `{}` stands for the escaped key).
+pub fn decode(name: &[u8], template: &str) -> Result<Decoded, String> {
+    let (head, tail) = template.split_once("{}").expect("a template holds {}");
     let stem = name
-        .strip_suffix(suffix)
-        .ok_or_else(|| format!("no {:?} suffix", String::from_utf8_lossy(suffix)))?;
+        .strip_prefix(head.as_bytes())
+        .and_then(|n| n.strip_suffix(tail.as_bytes()))
+        .ok_or_else(|| format!("not of the form {template:?}"))?;
     if stem == b"%empty" {
         return Ok(Decoded::Key(Vec::new()));
     }
