@@ -115,7 +115,7 @@ impl Read for ReadAt<'_> {
 
 /// The field names of the first record of a file (a BOM left out), `None` if it is empty.
 fn first_record(file: &std::fs::File, delimiter: u8) -> io::Result<Option<Vec<Vec<u8>>>> {
-    let mut splitter = Splitter::new(ReadAt { file, at: 0 }, delimiter, 0);
+    let mut splitter = Splitter::with_buffer(ReadAt { file, at: 0 }, delimiter, 0, 4096);
     let count = match splitter.next_record(true) {
         Ok(Some(record)) => record.fields,
         Ok(None) => return Ok(None),
@@ -133,7 +133,7 @@ fn first_record(file: &std::fs::File, delimiter: u8) -> io::Result<Option<Vec<Ve
 /// How much of `buf` (whole records, as buffered) lies within its first `reached` bytes:
 /// the end of the last whole record there, and how many records end by it.
 fn whole_records(buf: &[u8], reached: u64, delimiter: u8) -> (usize, u64) {
-    let mut splitter = Splitter::new(buf, delimiter, 0);
+    let mut splitter = Splitter::with_buffer(buf, delimiter, 0, buf.len());
     let (mut end, mut count, mut at) = (0, 0, 0u64);
     while let Ok(Some(record)) = splitter.next_record(false) {
         at += (record.bom.len() + record.raw.len() + record.missing.len()) as u64;
