@@ -54,6 +54,23 @@ pub fn shown(bytes: &[u8]) -> String {
     out
 }
 
+/// The most names [`shown_names`] lists.
+pub const NAMES: usize = 16;
+
+/// Field names for a message: each [`shown`] and quoted, `, ` between them, at most [`NAMES`]
+/// of them (then how many more there are).
+pub fn shown_names(names: &[Vec<u8>]) -> String {
+    let mut out: Vec<String> = names
+        .iter()
+        .take(NAMES)
+        .map(|name| format!("\"{}\"", shown(name)))
+        .collect();
+    if names.len() > NAMES {
+        out.push(format!("… ({} more)", names.len() - NAMES));
+    }
+    out.join(", ")
+}
+
 /// A path escaped for the terminal and cut in the middle (its end, the file name, is the part
 /// that tells most) to [`WIDTH`] characters.
 pub fn shown_path(path: &Path) -> String {
@@ -118,5 +135,13 @@ mod tests {
         let cut = shown_path(Path::new(&path));
         assert_eq!(cut.chars().count(), WIDTH);
         assert!(cut.starts_with("/ddd") && cut.ends_with("d/name.csv") && cut.contains('…'));
+    }
+
+    #[test]
+    fn names_are_listed_each_shown_and_not_too_many() {
+        let names: Vec<Vec<u8>> = (0..20).map(|i| format!("c{i}").into_bytes()).collect();
+        let list = shown_names(&names);
+        assert!(list.starts_with("\"c0\", \"c1\"") && list.ends_with("\"c15\", … (4 more)"));
+        assert_eq!(shown_names(&[b"a\x1b".to_vec()]), "\"a\\x1B\"");
     }
 }

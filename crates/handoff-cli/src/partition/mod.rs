@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use handoff::pager::{Pager, Stats};
 
 use crate::progress::Progress;
-use display::{shown, shown_path};
+use display::{shown, shown_names, shown_path};
 use input::Prefetch;
 pub use job::Job;
 use outdir::{Existing, Identity, Outdir, OutdirError};
@@ -141,8 +141,8 @@ fn display_name(path: &Path) -> String {
     }
 }
 
-/// The identity of an input: its file (symlinks followed), or standard input's.
-fn input_identity(path: &Path) -> io::Result<std::fs::Metadata> {
+/// The metadata of an input: its file's (symlinks followed), or standard input's.
+fn input_metadata(path: &Path) -> io::Result<std::fs::Metadata> {
     if path == Path::new("-") {
         let stdin = io::stdin();
         let fd = std::os::fd::AsFd::as_fd(&stdin).try_clone_to_owned()?;
@@ -159,7 +159,7 @@ fn identity(metadata: &std::fs::Metadata) -> Identity {
 /// Refuses an input that is a file inside OUTDIR (it would be read while being written).
 fn refuse_inputs_inside(inside: &HashSet<Identity>, inputs: &[PathBuf]) -> Result<(), Failure> {
     for path in inputs {
-        let metadata = input_identity(path)
+        let metadata = input_metadata(path)
             .map_err(|e| run_error(format!("cannot open input {}: {e}", display_name(path))))?;
         if metadata.is_file() && inside.contains(&identity(&metadata)) {
             return Err(Failure::Usage(format!(
@@ -172,8 +172,9 @@ fn refuse_inputs_inside(inside: &HashSet<Identity>, inputs: &[PathBuf]) -> Resul
     Ok(())
 }
 
-/// The first step: everything that needs no input, then OUTDIR and the inputs. Returns the
-/// outputs (pager and OUTDIR ready) and the key column if COLUMN is an index.
+/// The first step: the checks that need no input, then OUTDIR (created if missing; removed
+/// again if the setup is refused) and the inputs (none may be a file inside OUTDIR). Returns
+/// the outputs, ready, and the identities of the files in OUTDIR.
 fn setup(job: &Job, inputs: &[PathBuf]) -> Result<(Outputs, HashSet<Identity>), Failure> {
     check_template(&job.filename)?;
     if job.no_headers {
@@ -214,7 +215,7 @@ fn setup(job: &Job, inputs: &[PathBuf]) -> Result<(Outputs, HashSet<Identity>), 
                 pager,
                 dir,
                 &job.filename,
-                existing_of(job),
+                job.existing.mode(),
                 job.delimiter,
                 job.memory,
             ),
@@ -225,10 +226,6 @@ fn setup(job: &Job, inputs: &[PathBuf]) -> Result<(Outputs, HashSet<Identity>), 
             Err(failure)
         }
     }
-}
-
-fn existing_of(job: &Job) -> Existing {
-    job.existing.mode()
 }
 
 /// COLUMN as a 0-based index (with `--no-headers`).
@@ -327,11 +324,10 @@ impl Feed<'_> {
                     .iter()
                     .position(|field| field == self.job.column.as_bytes())
                     .ok_or_else(|| {
-                        let names: Vec<String> = fields.iter().map(|f| shown(f)).collect();
                         Failure::Usage(format!(
                             "{name}: no column \"{}\" in the header (columns: {})",
                             shown(self.job.column.as_bytes()),
-                            shown(names.join(", ").as_bytes())
+                            shown_names(&fields)
                         ))
                     })?;
                 self.outputs.set_header(Header {
@@ -348,10 +344,6 @@ impl Feed<'_> {
             // The splitter was made with the first header's column already.
             Some(first) if *first == fields => {}
             Some(first) => {
-                let shown_names = |f: &[Vec<u8>]| {
-                    let names: Vec<String> = f.iter().map(|f| shown(f)).collect();
-                    shown(names.join(",").as_bytes())
-                };
                 return Err(run_error(format!(
                     "{name}: its header differs from the first input's: ({}), not ({})",
                     shown_names(&fields),

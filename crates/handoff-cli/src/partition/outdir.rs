@@ -9,6 +9,12 @@
 //! descriptor is then handed to the pager (`Pager::adopt`), which pages it out and in by its
 //! path and checks the file's identity (device, inode) after every reopen, before any I/O: a
 //! link swapped in later is caught there.
+//!
+//! Files that must be new (no `--force`/`--append`) take a cheaper road where Linux offers it:
+//! the pager creates them itself, `O_CREAT | O_EXCL`, by a path through OUTDIR's descriptor
+//! (`/proc/self/fd/N/name`, see [`Outdir::through_fd`]). `O_EXCL` never follows a symlink, and
+//! the path always resolves to this very directory, so the guarantee is the same, with none of
+//! the system calls that adopting an fd costs (`readlink`, `stat`, `fcntl`, `lseek`).
 
 use std::collections::HashSet;
 use std::ffi::CString;
@@ -41,6 +47,8 @@ pub struct Outdir {
     fd: OwnedFd,
     /// Whether this run created it (it is removed again if the run is refused).
     created: bool,
+    /// `/proc/self/fd/N`, if it names this directory (Linux).
+    through_fd: Option<PathBuf>,
 }
 
 /// Why the output directory cannot be used.
@@ -138,15 +146,36 @@ impl Outdir {
             .custom_flags(libc::O_DIRECTORY)
             .open(path)
             .map_err(|e| OutdirError::Failed(format!("cannot open {shown}: {e}")))?;
+        let fd = OwnedFd::from(fd);
+        let through_fd = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        let same =
+            |a: &std::fs::Metadata, b: &std::fs::Metadata| (a.dev(), a.ino()) == (b.dev(), b.ino());
+        let through_fd = match (
+            std::fs::metadata(&through_fd),
+            with_file(fd.as_fd(), File::metadata),
+        ) {
+            (Ok(a), Ok(b)) if a.is_dir() && same(&a, &b) => Some(through_fd),
+            _ => None,
+        };
         Ok(Outdir {
             path: path.to_path_buf(),
-            fd: fd.into(),
+            fd,
             created,
+            through_fd,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A path to `name` in OUTDIR that goes through OUTDIR's descriptor (`/proc/self/fd/N/
+    /// name`, Linux), if there is one. Opened with `O_CREAT | O_EXCL` it creates a new regular
+    /// file in this very directory, never through a symlink (`O_EXCL` fails on one, dangling
+    /// or not), whatever happens to OUTDIR's path meanwhile; so the pager can create a new
+    /// output by it (and reopen it by it) at no cost beyond its own open.
+    pub fn through_fd(&self, name: &str) -> Option<PathBuf> {
+        self.through_fd.as_ref().map(|dir| dir.join(name))
     }
 
     /// Removes OUTDIR again if this run created it and it is still empty (a refused run
@@ -256,5 +285,62 @@ impl Outdir {
             with_file(fd.as_fd(), |file| file.set_len(0))?;
         }
         Ok(fd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use handoff::pager::{OpenOptions, Pager};
+
+    fn outdir() -> (tempfile::TempDir, Outdir) {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let Ok(outdir) = Outdir::prepare(&out) else {
+            panic!("prepare failed")
+        };
+        (dir, outdir)
+    }
+
+    #[test]
+    fn a_symlink_is_never_followed_by_either_road() {
+        let (dir, out) = outdir();
+        let target = dir.path().join("target");
+        std::os::unix::fs::symlink(&target, out.path().join("a.csv")).unwrap();
+        std::fs::write(dir.path().join("kept"), "kept").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("kept"), out.path().join("b.csv")).unwrap();
+        // The pager's road: O_CREAT | O_EXCL through the descriptor.
+        let path = out.through_fd("a.csv").expect("Linux has /proc/self/fd");
+        let error = Pager::new(4)
+            .open(path, OpenOptions::new().write(true).create_new(true))
+            .err()
+            .unwrap();
+        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
+        // openat + O_NOFOLLOW, every mode.
+        for mode in [Existing::Refuse, Existing::Replace, Existing::Append] {
+            for name in ["a.csv", "b.csv"] {
+                assert!(out.open_output(name.as_bytes(), mode, || false).is_err());
+            }
+        }
+        assert!(!target.exists());
+        assert_eq!(std::fs::read(dir.path().join("kept")).unwrap(), b"kept");
+    }
+
+    #[test]
+    fn hard_links_and_fifos_are_refused_and_nothing_is_truncated() {
+        let (dir, out) = outdir();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "outside").unwrap();
+        std::fs::hard_link(&outside, out.path().join("a.csv")).unwrap();
+        let fifo = cstring(out.path().join("f.csv").as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        for mode in [Existing::Replace, Existing::Append] {
+            let error = out.open_output(b"a.csv", mode, || false).err().unwrap();
+            assert!(error.to_string().contains("hard links"), "{error}");
+            // Without a reader, a FIFO would block a plain open for writing.
+            assert!(out.open_output(b"f.csv", mode, || false).is_err());
+        }
+        assert_eq!(std::fs::read(&outside).unwrap(), b"outside");
     }
 }

@@ -16,9 +16,9 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 
-use handoff::pager::{Pager, Stats, VirtualFile};
+use handoff::pager::{OpenOptions, Pager, Stats, VirtualFile};
 
-use super::display::{shown, shown_path};
+use super::display::{shown, shown_names, shown_path};
 use super::names::Names;
 use super::outdir::{Existing, Outdir};
 use super::records::Splitter;
@@ -115,7 +115,7 @@ impl Read for ReadAt<'_> {
 
 /// The field names of the first record of a file (a BOM left out), `None` if it is empty.
 fn first_record(file: &std::fs::File, delimiter: u8) -> io::Result<Option<Vec<Vec<u8>>>> {
-    let mut splitter = Splitter::new(ReadAt { file, at: 0 }, delimiter, 0);
+    let mut splitter = Splitter::with_buffer(ReadAt { file, at: 0 }, delimiter, 0, 4096);
     let count = match splitter.next_record(true) {
         Ok(Some(record)) => record.fields,
         Ok(None) => return Ok(None),
@@ -133,7 +133,7 @@ fn first_record(file: &std::fs::File, delimiter: u8) -> io::Result<Option<Vec<Ve
 /// How much of `buf` (whole records, as buffered) lies within its first `reached` bytes:
 /// the end of the last whole record there, and how many records end by it.
 fn whole_records(buf: &[u8], reached: u64, delimiter: u8) -> (usize, u64) {
-    let mut splitter = Splitter::new(buf, delimiter, 0);
+    let mut splitter = Splitter::with_buffer(buf, delimiter, 0, buf.len());
     let (mut end, mut count, mut at) = (0, 0, 0u64);
     while let Ok(Some(record)) = splitter.next_record(false) {
         at += (record.bom.len() + record.raw.len() + record.missing.len()) as u64;
@@ -144,12 +144,6 @@ fn whole_records(buf: &[u8], reached: u64, delimiter: u8) -> (usize, u64) {
         count += 1;
     }
     (end, count)
-}
-
-/// The header's field names, shown.
-fn shown_fields(fields: &[Vec<u8>]) -> String {
-    let names: Vec<String> = fields.iter().map(|f| shown(f)).collect();
-    shown(names.join(",").as_bytes())
 }
 
 impl Outputs {
@@ -245,8 +239,8 @@ impl Outputs {
                 name,
                 format!(
                     "--append: its header ({}) is not the input's ({}); nothing was written to it",
-                    shown_fields(&fields),
-                    shown_fields(&header.fields)
+                    shown_names(&fields),
+                    shown_names(&header.fields)
                 ),
             )),
             _ => Ok(()),
@@ -325,16 +319,32 @@ impl Outputs {
     /// header for an empty file; a terminator if the file's last record lacks one).
     fn open(&mut self, at: usize) -> Result<Vec<u8>, WriteError> {
         let name = self.outputs[at].name.clone();
-        let pager = &self.pager;
-        let opened = self
-            .dir
-            .open_output(name.as_bytes(), self.existing, || pager.release_one());
         let fail = |outputs: &Outputs, error: io::Error| WriteError {
             file: shown_path(&outputs.dir.path().join(&name)),
             key: Some(outputs.outputs[at].key.to_vec()),
             error,
             refused: false,
         };
+        if self.existing == Existing::Refuse {
+            // A new file, by a path through OUTDIR's descriptor, with O_EXCL: the cheapest
+            // way that is as safe as openat + O_NOFOLLOW (see `Outdir::through_fd`).
+            if let Some(path) = self.dir.through_fd(&name) {
+                let mut options = OpenOptions::new();
+                options.write(true).create_new(true);
+                let file = self
+                    .pager
+                    .open(path, &options)
+                    .map_err(|error| fail(self, error))?;
+                let output = &mut self.outputs[at];
+                output.len = 0;
+                output.file = Some(file);
+                return Ok(Vec::new());
+            }
+        }
+        let pager = &self.pager;
+        let opened = self
+            .dir
+            .open_output(name.as_bytes(), self.existing, || pager.release_one());
         let mut fd = opened.map_err(|error| fail(self, error))?;
         let mut before = Vec::new();
         let mut len = 0;

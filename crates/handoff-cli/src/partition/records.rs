@@ -143,9 +143,15 @@ fn opening_quote(raw: &[u8], delimiter: u8) -> usize {
 
 impl<R: Read> Splitter<R> {
     pub fn new(input: R, delimiter: u8, column: usize) -> Splitter<R> {
+        Splitter::with_buffer(input, delimiter, column, CHUNK)
+    }
+
+    /// A splitter whose buffer starts at `capacity` bytes (it grows for longer records): small
+    /// for reading just a header.
+    pub fn with_buffer(input: R, delimiter: u8, column: usize, capacity: usize) -> Splitter<R> {
         Splitter {
             input,
-            buf: vec![0; CHUNK],
+            buf: vec![0; capacity.max(1)],
             pos: 0,
             end: 0,
             eof: false,
@@ -500,10 +506,13 @@ mod tests {
     }
 
     /// (bom + raw, key, fields, line) of every record: by the plain-line path where it
-    /// applies, or (`csv_only`) always by csv-core; read `step` bytes at a time.
+    /// applies, or (`csv_only`) always by csv-core; read `step` bytes at a time into a buffer
+    /// of `step + 1` bytes at first.
     fn split_with(input: &[u8], column: usize, csv_only: bool, step: usize) -> Records {
         let reader = Trickle { data: input, step };
-        let mut splitter = Splitter::new(reader, b',', column);
+        // Small reads into a small buffer: boundaries everywhere, and the buffer grows.
+        let capacity = if step == usize::MAX { CHUNK } else { step + 1 };
+        let mut splitter = Splitter::with_buffer(reader, b',', column, capacity);
         let mut out = Vec::new();
         while let Some(r) = splitter.next_record(csv_only).unwrap() {
             let mut raw = r.bom.to_vec();
