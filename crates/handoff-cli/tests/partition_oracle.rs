@@ -643,3 +643,72 @@ fn records_split_across_reads() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Large generated inputs (10,000 records, ~0.2 MB, ~950 keys): longer than the small
+/// property-test inputs, so the binary's read buffers end at arbitrary places inside records
+/// (a probabilistic complement of `records_split_across_reads`). One seed, or three when
+/// HANDOFF_ORACLE_CASES ≥ 1,000 (CI); small buffers and 3 descriptors so the pager works too.
+#[test]
+fn large_generated_inputs() {
+    use oracle::gen::{header, record, GenInput};
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
+    let names = vec![b"c0".to_vec(), b"key".to_vec(), b"c2".to_vec()];
+    let strategy = (
+        header(names),
+        prop::collection::vec(record(3, 1, false), 10_000),
+    );
+    let seeds = if cases() >= 1000 { 3 } else { 1 };
+    for seed in 0..seeds {
+        let (header, records) = strategy.new_tree(&mut runner).unwrap().current();
+        let input = GenInput {
+            bom: seed == 1,
+            leading_blanks: vec![],
+            header: Some(header),
+            records,
+            final_term: seed != 2,
+            unterminated: None,
+        };
+        let (bytes, _, _) = render(&input, b',');
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("in.csv"), &bytes).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .current_dir(dir.path())
+            .args([
+                "partition",
+                "--max-open",
+                "3",
+                "--memory",
+                "4K",
+                "key",
+                "out",
+                "in.csv",
+            ])
+            .output()
+            .unwrap();
+        let expected = split(
+            &[bytes.clone()],
+            &Options {
+                headers: true,
+                delimiter: b',',
+                column: Column::Name(b"key".to_vec()),
+                prefix_length: None,
+                skip_malformed: false,
+            },
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(0), "seed {seed}: {stderr}");
+        if let Err(e) = judge(
+            &expected,
+            &output.status,
+            &stderr,
+            &dir.path().join("out"),
+            &["in.csv".into()],
+            "{}.csv",
+        ) {
+            panic!("seed {seed} ({} bytes): {e}", bytes.len());
+        }
+    }
+}

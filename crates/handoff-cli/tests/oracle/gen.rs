@@ -163,7 +163,7 @@ fn term() -> impl Strategy<Value = Term> {
     prop_oneof![3 => Just(Term::Lf), 3 => Just(Term::CrLf), 1 => Just(Term::Cr)]
 }
 
-fn record(ncols: usize, key_index: usize, malformed: bool) -> impl Strategy<Value = GenRecord> {
+pub fn record(ncols: usize, key_index: usize, malformed: bool) -> impl Strategy<Value = GenRecord> {
     let fields: Vec<BoxedStrategy<Field>> = (0..ncols)
         .map(|i| {
             let value = if i == key_index {
@@ -190,7 +190,7 @@ fn record(ncols: usize, key_index: usize, malformed: bool) -> impl Strategy<Valu
     })
 }
 
-fn header(names: Vec<Vec<u8>>) -> impl Strategy<Value = GenRecord> {
+pub fn header(names: Vec<Vec<u8>>) -> impl Strategy<Value = GenRecord> {
     let n = names.len();
     // No tails in a header: its names are fixed (a tail would rename the column).
     let plain_or_quoted = prop_oneof![Just(Enc::Plain), Just(Enc::Quoted)];
