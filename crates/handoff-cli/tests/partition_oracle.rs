@@ -689,7 +689,7 @@ fn large_generated_inputs() {
             .output()
             .unwrap();
         let expected = split(
-            &[bytes.clone()],
+            std::slice::from_ref(&bytes),
             &Options {
                 headers: true,
                 delimiter: b',',
