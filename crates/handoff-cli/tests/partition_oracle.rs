@@ -10,7 +10,7 @@ mod oracle;
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -19,7 +19,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use oracle::csv::{parse, split, Column, Expected, Failure, Options, BOM};
-use oracle::gen::{case, render, Case};
+use oracle::gen::{case, render, AppendTo, Case, Outdir};
 use oracle::judge::{judge_files, listing, show, summary_counts, Strictness};
 
 fn cases() -> u32 {
@@ -45,8 +45,13 @@ fn options(case: &Case) -> Options {
 }
 
 /// The command line for a generated case (run in the directory holding `in0.csv`, …).
-fn command(case: &Case) -> (Command, Vec<String>) {
+fn command(case: &Case, outdir: &Outdir) -> (Command, Vec<String>) {
     let mut args: Vec<OsString> = vec!["partition".into()];
+    match outdir {
+        Outdir::Fresh => {}
+        Outdir::Force(_) => args.push("--force".into()),
+        Outdir::Append(_) => args.push("--append".into()),
+    }
     if !case.headers {
         args.push("--no-headers".into());
     }
@@ -116,8 +121,18 @@ fn check(case: &Case) -> Result<(), String> {
         fs::write(dir.path().join(format!("in{i}.csv")), &bytes).unwrap();
         inputs.push(bytes);
     }
-    let expected = split(&inputs, &options(case));
-    let (mut command, names) = command(case);
+    let mut expected = split(&inputs, &options(case));
+    // Existing files only where the run must succeed: what a failing run leaves beside them is
+    // not specified.
+    let outdir = if expected.failure.is_some() {
+        Outdir::Fresh
+    } else {
+        case.outdir.clone()
+    };
+    let out = dir.path().join("out");
+    let refused = prepare_outdir(&out, case, &outdir, &inputs, &mut expected);
+    let before = listing(&out)?;
+    let (mut command, names) = command(case, &outdir);
     command
         .current_dir(dir.path())
         .stdout(Stdio::piped())
@@ -148,15 +163,109 @@ fn check(case: &Case) -> Result<(), String> {
         }
         s
     };
+    if refused {
+        // Spec 13: exit 2, every file untouched, nothing written.
+        return if output.status.code() != Some(2) {
+            Err(format!(
+                "--append onto another header: exit {}, want 2",
+                output.status
+            ))
+        } else if listing(&out)? != before {
+            Err("--append onto another header changed OUTDIR".into())
+        } else {
+            Ok(())
+        }
+        .map_err(|e| format!("{e}{}", context()));
+    }
     judge(
         &expected,
         &output.status,
         &stderr,
-        &dir.path().join("out"),
+        &out,
         &names,
         case.template,
     )
     .map_err(|e| format!("{e}{}", context()))
+}
+
+/// Fills OUTDIR as `outdir` says and makes `expected` what it must hold after the run: files
+/// this run does not write stay as they were; `--force` replaces, `--append` adds the records
+/// (the header only to an empty file). Returns whether the run must refuse (spec 13).
+fn prepare_outdir(
+    out: &Path,
+    case: &Case,
+    outdir: &Outdir,
+    inputs: &[Vec<u8>],
+    expected: &mut Expected,
+) -> bool {
+    let (head, tail) = case.template.split_once("{}").unwrap();
+    let header: Vec<u8> = if case.headers {
+        parse(&inputs[0], case.delimiter).records[0].out.clone()
+    } else {
+        Vec::new()
+    };
+    let mut before: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
+    let mut refused = false;
+    match outdir {
+        Outdir::Fresh => return false,
+        Outdir::Force(keys) => {
+            for key in keys {
+                before.insert(
+                    key.as_bytes().to_vec(),
+                    format!("junk {key}\n").into_bytes(),
+                );
+            }
+        }
+        Outdir::Append(files) => {
+            // One kind per key (the last drawn).
+            let files: std::collections::BTreeMap<_, _> = files.iter().copied().collect();
+            for (key, kind) in &files {
+                let key = key.as_bytes().to_vec();
+                let written = expected.files.contains_key(&key);
+                let same = |bom: bool| {
+                    let mut content = Vec::new();
+                    let bare = header.strip_prefix(BOM).unwrap_or(&header);
+                    if bom && case.headers {
+                        content.extend_from_slice(BOM);
+                    }
+                    content.extend_from_slice(bare);
+                    content.extend_from_slice(b"old\n");
+                    content
+                };
+                let content = match kind {
+                    AppendTo::Empty => Vec::new(),
+                    AppendTo::SameHeader { bom } => same(*bom),
+                    // Only where this run writes: whether a file it never opens is checked is
+                    // not specified.
+                    AppendTo::OtherHeader if case.headers && written => {
+                        refused = true;
+                        b"other\nold\n".to_vec()
+                    }
+                    AppendTo::OtherHeader => same(false),
+                };
+                before.insert(key, content);
+            }
+        }
+    }
+    fs::create_dir(out).unwrap();
+    let appending = matches!(outdir, Outdir::Append(_));
+    for (key, content) in &before {
+        let mut name = head.as_bytes().to_vec();
+        name.extend_from_slice(key);
+        name.extend_from_slice(tail.as_bytes());
+        fs::write(out.join(std::ffi::OsStr::from_bytes(&name)), content).unwrap();
+        match expected.files.get_mut(key) {
+            None => {
+                expected.files.insert(key.clone(), content.clone());
+            }
+            Some(file) if appending && !content.is_empty() => {
+                let records = file[header.len()..].to_vec();
+                *file = [content.clone(), records].concat();
+            }
+            Some(_) => {}
+        }
+    }
+    refused
 }
 
 fn judge(
@@ -177,7 +286,7 @@ fn judge(
     let mut strictness = Strictness::Exact;
     match &expected.failure {
         None => {
-            let files = listing(out)?.len();
+            let files = expected.written;
             match summary_counts(stderr) {
                 Some((n, m)) if n == expected.records && m == files => {}
                 got => {
@@ -551,6 +660,14 @@ fn generator_covers_the_issue_list() {
         count("--filename", case.template != "{}.csv");
         count("--skip-malformed skipped some", expected.skipped > 0);
         count("stdin", case.stdin);
+        count(
+            "--force over files",
+            matches!(case.outdir, Outdir::Force(_)),
+        );
+        count(
+            "--append onto files",
+            matches!(case.outdir, Outdir::Append(_)),
+        );
         count("succeeds", expected.failure.is_none());
         count(
             "field-count failure",
