@@ -88,9 +88,13 @@ impl Prefetch {
             match self.chunks.recv_timeout(Duration::from_millis(50)) {
                 Ok(chunk) => break chunk,
                 Err(RecvTimeoutError::Timeout) => continue, // look at the signal again
-                // The thread hangs up without `End` only when told to stop.
+                // The thread hangs up without `End` when told to stop (the signal is set by
+                // then), or if it died.
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(io::ErrorKind::Interrupted.into())
+                    if self.signal.load(Ordering::Relaxed) != 0 {
+                        return Err(io::ErrorKind::Interrupted.into());
+                    }
+                    return Err(io::Error::other("the reading thread ended early"));
                 }
             }
         };

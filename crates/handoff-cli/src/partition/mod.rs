@@ -455,8 +455,8 @@ fn split_failure(error: SplitError, name: &str) -> Failure {
     match error {
         SplitError::Io(error) => run_error(format!("{name}: read failed: {error}")),
         SplitError::UnterminatedQuote { line } => run_error(format!(
-            "{name}:{line}: the input ends inside a quoted field: the quote opened on line \
-             {line} is never closed"
+            "{name}:{line}: the input ends inside a quoted field (the quote opened on this line \
+             is never closed)"
         )),
     }
 }

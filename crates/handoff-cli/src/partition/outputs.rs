@@ -342,6 +342,11 @@ impl Outputs {
             }
         }
         let pager = &self.pager;
+        // The fd opened here is the pager's once adopted: make room for it first, so that the
+        // real descriptors of the outputs never exceed the budget, even for a moment.
+        if pager.resident() >= pager.budget() {
+            pager.release_one();
+        }
         let opened = self
             .dir
             .open_output(name.as_bytes(), self.existing, || pager.release_one());
