@@ -273,7 +273,14 @@ fn signal_while_records_arrive(signal: i32, code: i32) {
             std::thread::sleep(Duration::from_micros(300));
         }
     });
-    std::thread::sleep(Duration::from_millis(400));
+    // Signalled once it runs (OUTDIR made) and has had time to read some records.
+    for _ in 0..1000 {
+        if out.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     // SAFETY: kill sends a signal to our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
     let mut message = String::new();
