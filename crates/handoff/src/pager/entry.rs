@@ -76,7 +76,9 @@ impl Entry {
     pub(super) fn try_pin(&self) -> Option<RawDescriptor> {
         let mut state = self.state.load(Ordering::Acquire);
         loop {
-            if state & (RESIDENT | BUSY | ERROR) != RESIDENT {
+            // Not resident, being closed, an error waiting, or every pin taken (one more
+            // would carry into the access bits): the slow path decides.
+            if state & (RESIDENT | BUSY | ERROR) != RESIDENT || state & PINS == PINS {
                 return None;
             }
             match self.state.compare_exchange_weak(
@@ -117,12 +119,21 @@ impl Entry {
         u64::from(self.hits.swap(0, Ordering::Relaxed))
     }
 
-    /// Takes the LOCKED bit, yielding while another thread holds it.
+    /// Takes the LOCKED bit, yielding while another thread holds it. Only for the final
+    /// close, whose competitors (page-ins of the same file) never wait on anything this thread
+    /// holds; a page-in uses `try_lock` and checks for a deadlock while it waits.
     pub(super) fn lock(&self) -> Locked<'_> {
-        while self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED != 0 {
+        loop {
+            if let Some(locked) = self.try_lock() {
+                return locked;
+            }
             std::thread::yield_now();
         }
-        Locked(self)
+    }
+
+    /// Takes the LOCKED bit if nobody holds it.
+    pub(super) fn try_lock(&self) -> Option<Locked<'_>> {
+        (self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0).then_some(Locked(self))
     }
 
     /// Fills a free slot: the descriptor the first open left resident (if any) and what it

@@ -3,7 +3,8 @@
 use std::fs::Metadata;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem::ManuallyDrop;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use super::entry::{Entry, RESIDENT};
 use super::sys::{self, RawDescriptor};
@@ -53,7 +54,110 @@ pub struct VirtualFile {
     slot: u32,
     generation: u32,
     writes: Writes,
-    cursor: Mutex<u64>,
+    cursor: Cursor,
+}
+
+/// A virtual file's cursor. Each cursor call holds it for the call, and `with_fd` for its
+/// closure (C code moves the descriptor's offset, which becomes the cursor), so that, as with
+/// `&File`, concurrent reads and writes through the cursor never lose an update.
+struct Cursor {
+    state: Mutex<CursorState>,
+    /// The thread whose `with_fd` closure holds the cursor (its `thread_tag`), else 0: that
+    /// thread's own use of the cursor inside the closure is a `Deadlock` error, not a hang.
+    /// Only the holder writes its own tag, so a thread reading its own tag here knows it holds
+    /// the cursor (Relaxed suffices: it reads its own write, or anything but its tag).
+    owner: AtomicUsize,
+}
+
+struct CursorState {
+    at: u64,
+    /// The position could not be read back after a `with_fd` closure: returned by the next
+    /// cursor call (the cursor stays where it was before the closure).
+    lost: Option<io::Error>,
+}
+
+/// A number that tells the live threads apart: the address of a thread-local.
+fn thread_tag() -> usize {
+    thread_local! {
+        static TAG: u8 = const { 0 };
+    }
+    TAG.with(|tag| std::ptr::from_ref(tag) as usize)
+}
+
+/// Holds the cursor for a `with_fd` closure, and marks it as this thread's meanwhile.
+struct HeldCursor<'a> {
+    owner: &'a AtomicUsize,
+    state: MutexGuard<'a, CursorState>,
+}
+
+impl Drop for HeldCursor<'_> {
+    fn drop(&mut self) {
+        // Cleared before `state` unlocks (fields drop after this).
+        self.owner.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Cursor {
+    fn new(at: u64) -> Cursor {
+        Cursor {
+            state: Mutex::new(CursorState { at, lost: None }),
+            owner: AtomicUsize::new(0),
+        }
+    }
+
+    /// Locks the cursor, and returns the error a `with_fd` left, if any. Waits while another
+    /// thread holds it; fails with `Deadlock` if this thread's own `with_fd` closure does.
+    fn lock(&self) -> io::Result<MutexGuard<'_, CursorState>> {
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                if self.owner.load(Ordering::Relaxed) == thread_tag() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Deadlock,
+                        "the virtual file's cursor is held by this thread's own with_fd closure \
+                         (use read_at/write_at there, or the descriptor the closure is given)",
+                    ));
+                }
+                self.state
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+            }
+        };
+        match state.lost.take() {
+            Some(error) => Err(error),
+            None => Ok(state),
+        }
+    }
+
+    /// Locks the cursor for a `with_fd` closure.
+    fn hold(&self) -> io::Result<HeldCursor<'_>> {
+        let state = self.lock()?;
+        self.owner.store(thread_tag(), Ordering::Relaxed);
+        Ok(HeldCursor {
+            owner: &self.owner,
+            state,
+        })
+    }
+}
+
+impl HeldCursor<'_> {
+    /// Takes the descriptor's position after the closure; if it cannot be read, keeps the
+    /// error for the next cursor call (the closure's result is returned all the same).
+    fn take_back(&mut self, position: io::Result<u64>) {
+        match position {
+            Ok(at) => self.state.at = at,
+            Err(error) => {
+                self.state.lost = Some(io::Error::new(
+                    error.kind(),
+                    format!(
+                        "the position could not be read back from the descriptor after a \
+                         with_fd closure ({error}); the cursor stays where it was before it"
+                    ),
+                ))
+            }
+        }
+    }
 }
 
 /// How the cursor calls reach the file.
@@ -106,7 +210,7 @@ impl VirtualFile {
             slot,
             generation,
             writes,
-            cursor: Mutex::new(cursor),
+            cursor: Cursor::new(cursor),
         }
     }
 
@@ -137,12 +241,6 @@ impl VirtualFile {
             return Err(kept);
         }
         self.table.entry(self.slot).backing.with_file(f)
-    }
-
-    fn cursor(&self) -> MutexGuard<'_, u64> {
-        self.cursor
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Reads at `offset`, without using or moving the cursor (`pread`).
@@ -314,16 +412,21 @@ impl VirtualFile {
     /// ```
     #[cfg(unix)]
     pub fn with_fd<R>(&self, f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> R) -> io::Result<R> {
+        // The cursor first, then the pin (the order of every cursor call).
+        let mut cursor = match self.writes {
+            Writes::Stream => None,
+            _ => Some(self.cursor.hold()?),
+        };
         let pin = self.pin()?;
         // SAFETY: the pin keeps the descriptor open until after `f` returns.
         let fd = unsafe { sys::borrow(pin.fd) };
-        if self.writes == Writes::Stream {
-            return Ok(self.table.hold(|| f(fd)));
-        }
-        let start = *self.cursor();
+        let Some(cursor) = &mut cursor else {
+            return Ok(self.table.hold(self.slot, || f(fd)));
+        };
+        let start = cursor.state.at;
         sys::with_file(pin.fd, |mut file| file.seek(SeekFrom::Start(start)))?;
-        let result = self.table.hold(|| f(fd));
-        *self.cursor() = sys::with_file(pin.fd, |mut file| file.stream_position())?;
+        let result = self.table.hold(self.slot, || f(fd));
+        cursor.take_back(sys::with_file(pin.fd, |mut file| file.stream_position()));
         Ok(result)
     }
 
@@ -371,14 +474,18 @@ impl VirtualFile {
     /// ```
     #[cfg(windows)]
     pub fn with_crt_fd<R>(&self, f: impl FnOnce(std::ffi::c_int) -> R) -> io::Result<R> {
+        // The cursor first, then the pin (the order of every cursor call).
+        let mut cursor = match self.writes {
+            Writes::Stream => None,
+            _ => Some(self.cursor.hold()?),
+        };
         let pin = self.pin()?;
-        if self.writes == Writes::Stream {
-            return Ok(self.table.hold(|| f(pin.fd)));
-        }
-        let start = *self.cursor();
-        sys::seek_descriptor(pin.fd, SeekFrom::Start(start))?;
-        let result = self.table.hold(|| f(pin.fd));
-        *self.cursor() = sys::seek_descriptor(pin.fd, SeekFrom::Current(0))?;
+        let Some(cursor) = &mut cursor else {
+            return Ok(self.table.hold(self.slot, || f(pin.fd)));
+        };
+        sys::seek_descriptor(pin.fd, SeekFrom::Start(cursor.state.at))?;
+        let result = self.table.hold(self.slot, || f(pin.fd));
+        cursor.take_back(sys::seek_descriptor(pin.fd, SeekFrom::Current(0)));
         Ok(result)
     }
 
@@ -442,10 +549,22 @@ impl VirtualFile {
     /// ```
     pub fn close(self) -> io::Result<()> {
         let this = ManuallyDrop::new(self);
-        let result = this.table.release(this.slot);
-        // SAFETY: `this` is never used or dropped again; the table is moved out exactly once
-        // (the cursor's Mutex<u64> owns no memory to leak).
-        drop(unsafe { std::ptr::read(&this.table) });
+        // Every field, so that a new one cannot be forgotten here (this fails to compile).
+        let VirtualFile {
+            table,
+            slot,
+            generation: _,
+            writes: _,
+            cursor,
+        } = &*this;
+        let result = table.release(*slot);
+        // SAFETY: `this` is never used or dropped again (ManuallyDrop), so each field that
+        // owns something (the table's Arc, the cursor's Mutex, which some platforms box) is
+        // moved out and dropped here exactly once.
+        unsafe {
+            drop(std::ptr::read(table));
+            drop(std::ptr::read(cursor));
+        }
         result
     }
 
@@ -453,9 +572,9 @@ impl VirtualFile {
         if self.writes == Writes::Stream {
             return self.with_file(|mut file| file.read(buf));
         }
-        let mut cursor = self.cursor();
-        let n = self.read_at(buf, *cursor)?;
-        *cursor += n as u64;
+        let mut cursor = self.cursor.lock()?;
+        let n = self.read_at(buf, cursor.at)?;
+        cursor.at += n as u64;
         Ok(n)
     }
 
@@ -463,7 +582,7 @@ impl VirtualFile {
         if self.writes == Writes::Stream {
             return self.with_file(|mut file| file.write(buf));
         }
-        let mut cursor = self.cursor();
+        let mut cursor = self.cursor.lock()?;
         if self.writes == Writes::Append {
             // The kernel picks the offset (the end); the cursor follows, as a File's would. A
             // write of nothing moves nothing on Unix (where a reopened fd's offset is 0, not the
@@ -476,15 +595,15 @@ impl VirtualFile {
                     if moved {
                         file.stream_position()?
                     } else {
-                        *cursor
+                        cursor.at
                     },
                 ))
             })?;
-            *cursor = end;
+            cursor.at = end;
             return Ok(n);
         }
-        let n = self.write_at(buf, *cursor)?;
-        *cursor += n as u64;
+        let n = self.write_at(buf, cursor.at)?;
+        cursor.at += n as u64;
         Ok(n)
     }
 
@@ -492,19 +611,19 @@ impl VirtualFile {
         if self.writes == Writes::Stream {
             return self.with_file(|mut file| file.seek(position)); // ESPIPE, as for a File
         }
-        let mut cursor = self.cursor();
+        let mut cursor = self.cursor.lock()?;
         let target = match position {
             SeekFrom::Start(offset) => Some(offset),
-            SeekFrom::Current(delta) => cursor.checked_add_signed(delta),
+            SeekFrom::Current(delta) => cursor.at.checked_add_signed(delta),
             SeekFrom::End(delta) => self.metadata()?.len().checked_add_signed(delta),
         };
-        *cursor = target.ok_or_else(|| {
+        cursor.at = target.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "invalid seek to a negative or overflowing position",
             )
         })?;
-        Ok(*cursor)
+        Ok(cursor.at)
     }
 }
 

@@ -4,11 +4,11 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use super::entry::{self, Entry, BUSY, PERMANENT, PINS, REF, RESIDENT};
+use super::entry::{self, Entry, BUSY, ERROR, PERMANENT, PINS, REF, RESIDENT};
 use super::stats::Counters;
 use super::sys::{self, RawDescriptor};
 use super::OpenOptions;
@@ -23,9 +23,10 @@ pub(super) struct Table {
     id: usize,
     chunks: Box<[OnceLock<Box<[Entry]>>]>,
     slots: Mutex<Slots>,
-    budget: AtomicUsize,
-    /// Real descriptors held (or being opened) by the pager; never above `budget`.
-    resident: AtomicUsize,
+    /// The budget (high 32 bits) and the real descriptors held or being opened by the pager
+    /// (low 32 bits), in one word so that a token is taken against the budget of that instant:
+    /// a `set_budget` racing an `acquire` cannot let the count pass a shrunk budget.
+    tokens: AtomicU64,
     /// Of those, the ones that can never be evicted.
     permanent: AtomicUsize,
     clock: Mutex<Clock>,
@@ -54,9 +55,36 @@ struct Clock {
 }
 
 thread_local! {
-    /// (pager id, pins held by `with_fd` closures of this thread), to refuse a wait that only
-    /// this thread could end.
-    static HELD: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
+    /// (pager id, slot, pins) held by `with_fd` closures of this thread on files that can be
+    /// paged out, to refuse a wait that only this thread could end. A slot is one descriptor
+    /// however often it is pinned.
+    static HELD: RefCell<Vec<(usize, u32, usize)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A test's action at a seam.
+#[cfg(test)]
+pub(super) type Seam = Box<dyn FnOnce(&Table)>;
+
+#[cfg(test)]
+thread_local! {
+    /// A test seam: runs once in `acquire`, between its look at the budget and taking a token.
+    pub(super) static BEFORE_TAKE: std::cell::Cell<Option<Seam>> =
+        const { std::cell::Cell::new(None) };
+}
+
+const COUNT: u64 = u32::MAX as u64;
+
+fn budget_of(tokens: u64) -> usize {
+    (tokens >> 32) as usize
+}
+
+fn resident_of(tokens: u64) -> usize {
+    (tokens & COUNT) as usize
+}
+
+/// A budget as the token word holds it: at least 1, at most 2^32 - 1.
+fn budget_bits(budget: usize) -> u64 {
+    (budget.clamp(1, COUNT as usize) as u64) << 32
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -72,8 +100,7 @@ impl Table {
             id: IDS.fetch_add(1, Ordering::Relaxed),
             chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
             slots: Mutex::default(),
-            budget: AtomicUsize::new(budget.max(1)),
-            resident: AtomicUsize::new(0),
+            tokens: AtomicU64::new(budget_bits(budget)),
             permanent: AtomicUsize::new(0),
             clock: Mutex::default(),
             waiters: AtomicUsize::new(0),
@@ -98,16 +125,20 @@ impl Table {
     }
 
     pub(super) fn budget(&self) -> usize {
-        self.budget.load(Ordering::Relaxed)
+        budget_of(self.tokens.load(Ordering::Relaxed))
     }
 
     pub(super) fn resident(&self) -> usize {
-        self.resident.load(Ordering::Relaxed)
+        resident_of(self.tokens.load(Ordering::Relaxed))
     }
 
     /// Sets the budget; a smaller one evicts until it is met or nothing more is evictable.
     pub(super) fn set_budget(&self, budget: usize) {
-        self.budget.store(budget.max(1), Ordering::SeqCst);
+        let _ = self
+            .tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |tokens| {
+                Some(budget_bits(budget) | (tokens & COUNT))
+            });
         while self.resident() > self.budget() && self.evict_one() {}
         self.wake();
     }
@@ -193,7 +224,7 @@ impl Table {
             if state & PERMANENT != 0 {
                 self.permanent.fetch_sub(1, Ordering::Relaxed);
             }
-            self.resident.fetch_sub(1, Ordering::Release);
+            self.tokens.fetch_sub(1, Ordering::Release);
         }
         let kept = self.take_kept_error(slot);
         self.counters
@@ -227,19 +258,50 @@ impl Table {
 
     #[cold]
     fn page_in(&self, slot: u32, entry: &Entry) -> io::Result<RawDescriptor> {
-        // One page-in of an entry at a time (and never during its final close).
-        let _locked = entry.lock();
-        // Another thread may have paged it in while we waited.
-        if let Some(fd) = entry.try_pin() {
-            return Ok(fd); // counted as the page-in it waited for
-        }
-        // Not resident: wait for an evictor still closing it (BUSY), whose close error, if
-        // any, is then kept and comes first.
-        while entry.state.load(Ordering::Acquire) & BUSY != 0 {
+        // One page-in of an entry at a time (and never during its final close). The thread
+        // that holds the lock may be waiting for a descriptor that only this thread's pins
+        // could free: then waiting for it is a deadlock, reported as one.
+        let _locked = loop {
+            if let Some(locked) = entry.try_lock() {
+                break locked;
+            }
+            if let Some(fd) = entry.try_pin() {
+                return Ok(fd); // paged in by the holder: counted as its page-in
+            }
+            if let Some(error) = self.deadlock() {
+                return Err(error);
+            }
             std::thread::yield_now();
-        }
-        if let Some(error) = self.take_kept_error(slot) {
-            return Err(error);
+        };
+        loop {
+            // Paged in by another thread meanwhile, or kept resident (PERMANENT) by an
+            // eviction that found the file unlinked: a hit.
+            if let Some(fd) = entry.try_pin() {
+                return Ok(fd);
+            }
+            let state = entry.state.load(Ordering::Acquire);
+            if state & BUSY != 0 {
+                // An evictor is closing it, or keeping it; done in a moment.
+                std::thread::yield_now();
+                continue;
+            }
+            if state & ERROR != 0 {
+                // The eviction's close failed: its error comes first.
+                if let Some(error) = self.take_kept_error(slot) {
+                    return Err(error);
+                }
+                continue;
+            }
+            if state & RESIDENT != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    format!(
+                        "the virtual file is pinned {PINS} times at once, the most a pager \
+                         entry counts"
+                    ),
+                ));
+            }
+            break; // paged out: ours to page in
         }
         let options = entry.options();
         self.acquire()?;
@@ -306,16 +368,17 @@ impl Table {
     /// resident is pinned, and fails if only this thread could ever release one.
     pub(super) fn acquire(&self) -> io::Result<()> {
         loop {
-            let resident = self.resident.load(Ordering::Acquire);
-            if resident < self.budget() {
+            let tokens = self.tokens.load(Ordering::Acquire);
+            let resident = resident_of(tokens);
+            if resident < budget_of(tokens) {
+                #[cfg(test)]
+                if let Some(hook) = BEFORE_TAKE.with(|hook| hook.take()) {
+                    hook(self);
+                }
+                // Fails if the budget changed too: then look again.
                 if self
-                    .resident
-                    .compare_exchange_weak(
-                        resident,
-                        resident + 1,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
+                    .tokens
+                    .compare_exchange_weak(tokens, tokens + 1, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
                 {
                     self.counters
@@ -328,27 +391,36 @@ impl Table {
             if self.evict_one() {
                 continue;
             }
-            let held_here = self.held_by_this_thread();
-            if self.permanent.load(Ordering::Relaxed) + held_here >= self.budget() {
-                return Err(io::Error::new(
-                    io::ErrorKind::Deadlock,
-                    format!(
-                        "no descriptor of the pager's budget ({}) can ever be freed: {} are held \
-                         by files that cannot be paged out and {} are pinned by this thread's \
-                         own with_fd closures",
-                        self.budget(),
-                        self.permanent.load(Ordering::Relaxed),
-                        held_here
-                    ),
-                ));
+            if let Some(error) = self.deadlock() {
+                return Err(error);
             }
             self.wait();
         }
     }
 
+    /// The error to return instead of waiting for a descriptor, if only this thread could
+    /// ever free one: files that cannot be paged out and this thread's own `with_fd` pins use
+    /// the whole budget, and no other thread holds a token that it will give back.
+    fn deadlock(&self) -> Option<io::Error> {
+        let held_here = self.held_by_this_thread();
+        let permanent = self.permanent.load(Ordering::Relaxed);
+        let tokens = self.tokens.load(Ordering::Acquire);
+        let (budget, resident) = (budget_of(tokens), resident_of(tokens));
+        (permanent + held_here >= budget && resident <= permanent + held_here).then(|| {
+            io::Error::new(
+                io::ErrorKind::Deadlock,
+                format!(
+                    "no descriptor of the pager's budget ({budget}) can ever be freed: \
+                     {permanent} are held by files that cannot be paged out and {held_here} are \
+                     pinned by this thread's own with_fd closures"
+                ),
+            )
+        })
+    }
+
     /// Returns a budget descriptor that was taken but not used.
     pub(super) fn give_back(&self) {
-        self.resident.fetch_sub(1, Ordering::Release);
+        self.tokens.fetch_sub(1, Ordering::Release);
         self.wake();
     }
 
@@ -371,38 +443,51 @@ impl Table {
         }
     }
 
-    pub(super) fn hold<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Release(usize);
+    /// Runs `f` (a `with_fd` closure) with `slot` pinned, counting the pin as this thread's.
+    /// A permanent file is not counted: it is counted among the permanent ones already.
+    pub(super) fn hold<R>(&self, slot: u32, f: impl FnOnce() -> R) -> R {
+        struct Release(usize, u32);
         impl Drop for Release {
             fn drop(&mut self) {
                 HELD.with(|held| {
                     let mut held = held.borrow_mut();
-                    if let Some(i) = held.iter().position(|&(id, _)| id == self.0) {
-                        held[i].1 -= 1;
-                        if held[i].1 == 0 {
+                    if let Some(i) = held
+                        .iter()
+                        .position(|&(id, slot, _)| (id, slot) == (self.0, self.1))
+                    {
+                        held[i].2 -= 1;
+                        if held[i].2 == 0 {
                             held.swap_remove(i);
                         }
                     }
                 });
             }
         }
+        if self.entry(slot).state.load(Ordering::Relaxed) & PERMANENT != 0 {
+            return f();
+        }
         HELD.with(|held| {
             let mut held = held.borrow_mut();
-            match held.iter_mut().find(|(id, _)| *id == self.id) {
-                Some((_, count)) => *count += 1,
-                None => held.push((self.id, 1)),
+            match held
+                .iter_mut()
+                .find(|(id, held_slot, _)| (*id, *held_slot) == (self.id, slot))
+            {
+                Some((_, _, count)) => *count += 1,
+                None => held.push((self.id, slot, 1)),
             }
         });
-        let _release = Release(self.id);
+        let _release = Release(self.id, slot);
         f()
     }
 
+    /// Descriptors (not pins: a slot pinned twice is one) this thread's `with_fd` closures
+    /// hold on files that can be paged out.
     fn held_by_this_thread(&self) -> usize {
         HELD.with(|held| {
             held.borrow()
                 .iter()
-                .find(|(id, _)| *id == self.id)
-                .map_or(0, |&(_, count)| count)
+                .filter(|&&(id, _, _)| id == self.id)
+                .count()
         })
     }
 
@@ -450,7 +535,7 @@ impl Table {
 
     /// Closes a claimed entry's descriptor. An unlinked file cannot be reopened: it becomes
     /// permanent instead, and `false` is returned.
-    fn finish_eviction(&self, slot: u32, entry: &Entry, state: u64) -> bool {
+    pub(super) fn finish_eviction(&self, slot: u32, entry: &Entry, state: u64) -> bool {
         let fd = entry::descriptor_of(state);
         if sys::keep_at_eviction(fd) {
             self.permanent.fetch_add(1, Ordering::Relaxed);
@@ -463,7 +548,7 @@ impl Table {
         } else {
             entry.closed(false);
         }
-        self.resident.fetch_sub(1, Ordering::Release);
+        self.tokens.fetch_sub(1, Ordering::Release);
         self.counters.evictions.fetch_add(1, Ordering::Relaxed);
         self.wake();
         true

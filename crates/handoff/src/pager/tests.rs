@@ -70,3 +70,85 @@ fn the_clock_keeps_no_more_than_a_few_budgets_of_records_when_nothing_is_evicted
         pager.table.clock_len()
     );
 }
+
+/// Bug 1 of issue 8, made deterministic: an evictor has claimed a file (BUSY) when a reader
+/// comes; the evictor then finds the file unlinked and keeps it resident for life. The reader,
+/// which waited for BUSY to clear, must pin the resident descriptor, not reopen the path.
+#[test]
+fn a_reader_behind_an_eviction_that_keeps_the_file_pins_it_instead_of_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let pager = Pager::new(4);
+    let file = pager.open(dir.path().join("a"), &options()).unwrap();
+    file.write_all_at(b"data", 0).unwrap();
+    std::fs::remove_file(dir.path().join("a")).unwrap();
+    let slot = file.id().slot;
+    let entry = pager.table.entry(slot);
+    let state = entry.state.load(Ordering::Acquire);
+    assert!(entry.try_claim(state), "claimed as an evictor does");
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut buf = [0; 4];
+            file.read_at(&mut buf, 0).map(|n| buf[..n].to_vec())
+        });
+        // Wherever the reader is by now, it can only wait for BUSY to clear.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            !pager.table.finish_eviction(slot, entry, state),
+            "kept, not evicted"
+        );
+        assert_eq!(reader.join().unwrap().unwrap(), b"data");
+    });
+    assert_eq!(pager.stats().identity_failures, 0);
+    assert_eq!(pager.stats().page_ins, 0);
+    assert_eq!(pager.stats().permanent, 1);
+}
+
+/// Bug 4 of issue 8: `set_budget` shrinking the budget between `acquire`'s look at it and its
+/// taking a token let the pager hold more than the (new) budget. The seam runs `set_budget(1)`
+/// at exactly that point; the token must then wait for one to be given back.
+#[test]
+fn a_budget_shrunk_during_acquire_is_never_exceeded() {
+    let table = super::table::Table::new(2);
+    table.acquire().unwrap();
+    super::table::BEFORE_TAKE.with(|hook| hook.set(Some(Box::new(|table| table.set_budget(1)))));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            table.give_back();
+        });
+        table.acquire().unwrap();
+        assert_eq!(table.budget(), 1);
+        assert!(table.resident() <= 1, "{} resident", table.resident());
+    });
+    table.give_back();
+}
+
+/// Bug 4 of issue 8: the pin count is 20 bits; one pin more than it holds carried into the
+/// access bits (READ) and corrupted the entry. It is an error now, and the entry is intact.
+#[test]
+fn a_pin_beyond_the_count_is_an_error_and_corrupts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pager = Pager::new(2);
+    let file = pager.open(dir.path().join("a"), &options()).unwrap();
+    file.write_all_at(b"data", 0).unwrap();
+    let entry = pager.table.entry(file.id().slot);
+    let before = entry.state.load(Ordering::Relaxed);
+    let most = (before & super::entry::PINS ^ super::entry::PINS) as usize;
+    for _ in 0..most {
+        entry.try_pin().expect("pinned");
+    }
+    let error = file.read_at(&mut [0; 4], 0).unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::ResourceBusy, "{error}");
+    let options = entry.options();
+    assert!(options.read && options.write && !options.append);
+    for _ in 0..most {
+        entry.unpin();
+    }
+    assert_eq!(
+        entry.state.load(Ordering::Relaxed) & !super::entry::REF,
+        before & !super::entry::REF
+    );
+    let mut buf = [0; 4];
+    file.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"data");
+}
