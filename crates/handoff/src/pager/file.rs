@@ -6,8 +6,10 @@ use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-use super::entry::{Entry, RESIDENT};
-use super::sys::{self, RawDescriptor};
+use super::backing::{Backing as _, RawDescriptor};
+use super::entry::Entry;
+use super::error::{PageInError, PageInErrorKind};
+use super::sys;
 use super::table::Table;
 use super::Vfd;
 
@@ -113,11 +115,17 @@ impl Cursor {
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => {
                 if self.owner.load(Ordering::Relaxed) == thread_tag() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Deadlock,
-                        "the virtual file's cursor is held by this thread's own with_fd closure \
-                         (use read_at/write_at there, or the descriptor the closure is given)",
-                    ));
+                    return Err(PageInError::new(
+                        PageInErrorKind::Deadlock,
+                        None,
+                        Some(io::Error::new(
+                            io::ErrorKind::Deadlock,
+                            "the virtual file's cursor is held by this thread's own with_fd \
+                             closure (use read_at/write_at there, or the descriptor the closure \
+                             is given)",
+                        )),
+                    )
+                    .into());
                 }
                 self.state
                     .lock()
@@ -186,8 +194,8 @@ impl Drop for Pin<'_> {
 }
 
 impl Writes {
-    pub(super) fn of(metadata: &Metadata, append: bool) -> Writes {
-        if !sys::is_seekable(metadata) {
+    pub(super) fn of(seekable: bool, append: bool) -> Writes {
+        if !seekable {
             Writes::Stream
         } else if append {
             Writes::Append
@@ -198,20 +206,21 @@ impl Writes {
 }
 
 impl VirtualFile {
-    pub(super) fn new(
-        table: Arc<Table>,
-        slot: u32,
-        generation: u32,
-        writes: Writes,
-        cursor: u64,
-    ) -> VirtualFile {
+    pub(super) fn new(table: Arc<Table>, vfd: Vfd, writes: Writes, cursor: u64) -> VirtualFile {
         VirtualFile {
             table,
-            slot,
-            generation,
+            slot: vfd.slot,
+            generation: vfd.generation,
             writes,
             cursor: Cursor::new(cursor),
         }
+    }
+
+    /// Runs a `with_fd`/`with_crt_fd` closure, its pin counted as this thread's (for the
+    /// budget's deadlock check).
+    fn hold<R>(&self, pin: &Pin<'_>, f: impl FnOnce() -> R) -> R {
+        let permanent = pin.entry.snapshot().is_permanent();
+        self.table.budget.hold(self.slot, permanent, f)
     }
 
     #[inline]
@@ -231,7 +240,8 @@ impl VirtualFile {
     #[inline]
     fn with_file<R>(&self, f: impl FnOnce(&std::fs::File) -> io::Result<R>) -> io::Result<R> {
         let pin = self.pin()?;
-        sys::with_file(pin.fd, f)
+        // SAFETY: the pin keeps the descriptor open until after `f` returns.
+        sys::with_file(unsafe { sys::borrow(pin.fd) }, f)
     }
 
     #[cfg(windows)]
@@ -258,7 +268,7 @@ impl VirtualFile {
     /// ```
     #[inline]
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.with_file(|file| sys::read_at(file, buf, offset))
+        self.with_file(|file| sys::Backing::read_at(file, buf, offset))
     }
 
     /// Writes at `offset`, without using or moving the cursor (`pwrite`). On Linux a file opened
@@ -276,7 +286,7 @@ impl VirtualFile {
     /// ```
     #[inline]
     pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        self.with_file(|file| sys::write_at(file, buf, offset))
+        self.with_file(|file| sys::Backing::write_at(file, buf, offset))
     }
 
     /// Reads exactly `buf.len()` bytes at `offset`, under one pin.
@@ -298,7 +308,7 @@ impl VirtualFile {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.with_file(|file| sys::read_exact_at(file, buf, offset))
+        self.with_file(|file| sys::Backing::read_exact_at(file, buf, offset))
     }
 
     /// Writes all of `buf` at `offset`, under one pin.
@@ -313,7 +323,7 @@ impl VirtualFile {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.with_file(|file| sys::write_all_at(file, buf, offset))
+        self.with_file(|file| sys::Backing::write_all_at(file, buf, offset))
     }
 
     /// Truncates or extends the file (`ftruncate`); the cursor does not move.
@@ -421,12 +431,12 @@ impl VirtualFile {
         // SAFETY: the pin keeps the descriptor open until after `f` returns.
         let fd = unsafe { sys::borrow(pin.fd) };
         let Some(cursor) = &mut cursor else {
-            return Ok(self.table.hold(self.slot, || f(fd)));
+            return Ok(self.hold(&pin, || f(fd)));
         };
         let start = cursor.state.at;
-        sys::with_file(pin.fd, |mut file| file.seek(SeekFrom::Start(start)))?;
-        let result = self.table.hold(self.slot, || f(fd));
-        cursor.take_back(sys::with_file(pin.fd, |mut file| file.stream_position()));
+        sys::with_file(fd, |mut file| file.seek(SeekFrom::Start(start)))?;
+        let result = self.hold(&pin, || f(fd));
+        cursor.take_back(sys::with_file(fd, |mut file| file.stream_position()));
         Ok(result)
     }
 
@@ -481,11 +491,13 @@ impl VirtualFile {
         };
         let pin = self.pin()?;
         let Some(cursor) = &mut cursor else {
-            return Ok(self.table.hold(self.slot, || f(pin.fd)));
+            return Ok(self.hold(&pin, || f(pin.fd)));
         };
-        sys::seek_descriptor(pin.fd, SeekFrom::Start(cursor.state.at))?;
-        let result = self.table.hold(self.slot, || f(pin.fd));
-        cursor.take_back(sys::seek_descriptor(pin.fd, SeekFrom::Current(0)));
+        // SAFETY: the pin keeps the descriptor open for both calls.
+        unsafe { sys::seek_descriptor(pin.fd, SeekFrom::Start(cursor.state.at)) }?;
+        let result = self.hold(&pin, || f(pin.fd));
+        // SAFETY: as above.
+        cursor.take_back(unsafe { sys::seek_descriptor(pin.fd, SeekFrom::Current(0)) });
         Ok(result)
     }
 
@@ -506,12 +518,7 @@ impl VirtualFile {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn is_resident(&self) -> bool {
-        self.table
-            .entry(self.slot)
-            .state
-            .load(std::sync::atomic::Ordering::Relaxed)
-            & RESIDENT
-            != 0
+        self.table.entry(self.slot).snapshot().is_resident()
     }
 
     /// The virtual descriptor's id.
@@ -589,7 +596,7 @@ impl VirtualFile {
             // cursor), and moves to the end on Windows: as the platform's File does.
             let (n, end) = self.with_file(|mut file| {
                 let n = file.write(buf)?;
-                let moved = n > 0 || sys::EMPTY_APPEND_MOVES_TO_END;
+                let moved = n > 0 || sys::Backing::EMPTY_APPEND_MOVES_TO_END;
                 Ok((
                     n,
                     if moved {

@@ -1,0 +1,1 @@
+//! Model checking of the state machine with loom (`RUSTFLAGS="--cfg loom"`).
