@@ -48,7 +48,7 @@ fn budget_bits(budget: usize) -> u64 {
 sync::thread_local! {
     /// (pager id, slot, pins) held by this thread's `with_fd` closures on files that can be
     /// paged out: a slot is one descriptor however often it is pinned.
-    static HELD: RefCell<Vec<(usize, u32, usize)>> = const { RefCell::new(Vec::new()) };
+    static HELD: RefCell<Vec<(usize, u32, usize)>> = RefCell::new(Vec::new());
 }
 
 pub(super) struct Budget {
