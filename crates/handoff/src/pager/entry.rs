@@ -406,12 +406,15 @@ impl Entry {
 
     /// Claims an evictable entry (as `seen`) for closing; `None` if it changed since.
     pub(super) fn try_claim(&self, seen: Snapshot) -> Option<Claim<'_>> {
-        (seen.is_evictable()
+        let claimed = seen.is_evictable()
             && self
                 .state
                 .compare_exchange(seen.0, seen.0 | BUSY, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok())
-        .then(|| Claim {
+                .is_ok();
+        if !claimed {
+            return None;
+        }
+        Some(Claim {
             entry: self,
             claimed: seen,
         })
