@@ -41,7 +41,7 @@ fn close_frees_what_the_cursor_owns() {
     std::fs::write(dir.path().join("f"), b"abc").unwrap();
     let pager = Pager::new(4);
     let (reader, _writer) = io::pipe().unwrap();
-    let mut once = || {
+    let once = || {
         let file = pager
             .open(dir.path().join("f"), OpenOptions::new().read(true))
             .unwrap();
