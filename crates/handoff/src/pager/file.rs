@@ -3,10 +3,12 @@
 use std::fs::Metadata;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem::ManuallyDrop;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use super::entry::{Entry, RESIDENT};
-use super::sys::{self, RawDescriptor};
+use super::backing::{Backing as _, RawDescriptor};
+use super::cursor::Cursor;
+use super::entry::Entry;
+use super::sys;
 use super::table::Table;
 use super::Vfd;
 
@@ -53,7 +55,7 @@ pub struct VirtualFile {
     slot: u32,
     generation: u32,
     writes: Writes,
-    cursor: Mutex<u64>,
+    cursor: Cursor,
 }
 
 /// How the cursor calls reach the file.
@@ -82,8 +84,8 @@ impl Drop for Pin<'_> {
 }
 
 impl Writes {
-    pub(super) fn of(metadata: &Metadata, append: bool) -> Writes {
-        if !sys::is_seekable(metadata) {
+    pub(super) fn of(seekable: bool, append: bool) -> Writes {
+        if !seekable {
             Writes::Stream
         } else if append {
             Writes::Append
@@ -94,20 +96,21 @@ impl Writes {
 }
 
 impl VirtualFile {
-    pub(super) fn new(
-        table: Arc<Table>,
-        slot: u32,
-        generation: u32,
-        writes: Writes,
-        cursor: u64,
-    ) -> VirtualFile {
+    pub(super) fn new(table: Arc<Table>, vfd: Vfd, writes: Writes, cursor: u64) -> VirtualFile {
         VirtualFile {
             table,
-            slot,
-            generation,
+            slot: vfd.slot,
+            generation: vfd.generation,
             writes,
-            cursor: Mutex::new(cursor),
+            cursor: Cursor::new(cursor),
         }
+    }
+
+    /// Runs a `with_fd`/`with_crt_fd` closure, its pin counted as this thread's (for the
+    /// budget's deadlock check).
+    fn hold<R>(&self, pin: &Pin<'_>, f: impl FnOnce() -> R) -> R {
+        let permanent = pin.entry.snapshot().is_permanent();
+        self.table.budget.hold(self.slot, permanent, f)
     }
 
     #[inline]
@@ -127,7 +130,8 @@ impl VirtualFile {
     #[inline]
     fn with_file<R>(&self, f: impl FnOnce(&std::fs::File) -> io::Result<R>) -> io::Result<R> {
         let pin = self.pin()?;
-        sys::with_file(pin.fd, f)
+        // SAFETY: the pin keeps the descriptor open until after `f` returns.
+        sys::with_file(unsafe { sys::borrow(pin.fd) }, f)
     }
 
     #[cfg(windows)]
@@ -137,12 +141,6 @@ impl VirtualFile {
             return Err(kept);
         }
         self.table.entry(self.slot).backing.with_file(f)
-    }
-
-    fn cursor(&self) -> MutexGuard<'_, u64> {
-        self.cursor
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Reads at `offset`, without using or moving the cursor (`pread`).
@@ -160,7 +158,7 @@ impl VirtualFile {
     /// ```
     #[inline]
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.with_file(|file| sys::read_at(file, buf, offset))
+        self.with_file(|file| sys::Backing::read_at(file, buf, offset))
     }
 
     /// Writes at `offset`, without using or moving the cursor (`pwrite`). On Linux a file opened
@@ -178,7 +176,7 @@ impl VirtualFile {
     /// ```
     #[inline]
     pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        self.with_file(|file| sys::write_at(file, buf, offset))
+        self.with_file(|file| sys::Backing::write_at(file, buf, offset))
     }
 
     /// Reads exactly `buf.len()` bytes at `offset`, under one pin.
@@ -200,7 +198,7 @@ impl VirtualFile {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.with_file(|file| sys::read_exact_at(file, buf, offset))
+        self.with_file(|file| sys::Backing::read_exact_at(file, buf, offset))
     }
 
     /// Writes all of `buf` at `offset`, under one pin.
@@ -215,7 +213,7 @@ impl VirtualFile {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.with_file(|file| sys::write_all_at(file, buf, offset))
+        self.with_file(|file| sys::Backing::write_all_at(file, buf, offset))
     }
 
     /// Truncates or extends the file (`ftruncate`); the cursor does not move.
@@ -314,16 +312,22 @@ impl VirtualFile {
     /// ```
     #[cfg(unix)]
     pub fn with_fd<R>(&self, f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> R) -> io::Result<R> {
+        // The pin first, then the cursor: a page-in that waits for the budget never holds the
+        // cursor here, and a pinned file is a hit for a cursor call holding the cursor.
         let pin = self.pin()?;
+        let mut cursor = match self.writes {
+            Writes::Stream => None,
+            _ => Some(self.cursor.hold(&self.table.budget)?),
+        };
         // SAFETY: the pin keeps the descriptor open until after `f` returns.
         let fd = unsafe { sys::borrow(pin.fd) };
-        if self.writes == Writes::Stream {
-            return Ok(self.table.hold(|| f(fd)));
-        }
-        let start = *self.cursor();
-        sys::with_file(pin.fd, |mut file| file.seek(SeekFrom::Start(start)))?;
-        let result = self.table.hold(|| f(fd));
-        *self.cursor() = sys::with_file(pin.fd, |mut file| file.stream_position())?;
+        let Some(cursor) = &mut cursor else {
+            return Ok(self.hold(&pin, || f(fd)));
+        };
+        let start = cursor.state.at;
+        sys::with_file(fd, |mut file| file.seek(SeekFrom::Start(start)))?;
+        let result = self.hold(&pin, || f(fd));
+        cursor.take_back(sys::with_file(fd, |mut file| file.stream_position()));
         Ok(result)
     }
 
@@ -371,14 +375,20 @@ impl VirtualFile {
     /// ```
     #[cfg(windows)]
     pub fn with_crt_fd<R>(&self, f: impl FnOnce(std::ffi::c_int) -> R) -> io::Result<R> {
+        // The pin first, then the cursor (see `with_fd`).
         let pin = self.pin()?;
-        if self.writes == Writes::Stream {
-            return Ok(self.table.hold(|| f(pin.fd)));
-        }
-        let start = *self.cursor();
-        sys::seek_descriptor(pin.fd, SeekFrom::Start(start))?;
-        let result = self.table.hold(|| f(pin.fd));
-        *self.cursor() = sys::seek_descriptor(pin.fd, SeekFrom::Current(0))?;
+        let mut cursor = match self.writes {
+            Writes::Stream => None,
+            _ => Some(self.cursor.hold(&self.table.budget)?),
+        };
+        let Some(cursor) = &mut cursor else {
+            return Ok(self.hold(&pin, || f(pin.fd)));
+        };
+        // SAFETY: the pin keeps the descriptor open for both calls.
+        unsafe { sys::seek_descriptor(pin.fd, SeekFrom::Start(cursor.state.at)) }?;
+        let result = self.hold(&pin, || f(pin.fd));
+        // SAFETY: as above.
+        cursor.take_back(unsafe { sys::seek_descriptor(pin.fd, SeekFrom::Current(0)) });
         Ok(result)
     }
 
@@ -399,12 +409,7 @@ impl VirtualFile {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn is_resident(&self) -> bool {
-        self.table
-            .entry(self.slot)
-            .state
-            .load(std::sync::atomic::Ordering::Relaxed)
-            & RESIDENT
-            != 0
+        self.table.entry(self.slot).snapshot().is_resident()
     }
 
     /// The virtual descriptor's id.
@@ -442,10 +447,22 @@ impl VirtualFile {
     /// ```
     pub fn close(self) -> io::Result<()> {
         let this = ManuallyDrop::new(self);
-        let result = this.table.release(this.slot);
-        // SAFETY: `this` is never used or dropped again; the table is moved out exactly once
-        // (the cursor's Mutex<u64> owns no memory to leak).
-        drop(unsafe { std::ptr::read(&this.table) });
+        // Every field, so that a new one cannot be forgotten here (this fails to compile).
+        let VirtualFile {
+            table,
+            slot,
+            generation: _,
+            writes: _,
+            cursor,
+        } = &*this;
+        let result = table.release(*slot);
+        // SAFETY: `this` is never used or dropped again (ManuallyDrop), so each field that
+        // owns something (the table's Arc, the cursor's Mutex, which some platforms box) is
+        // moved out and dropped here exactly once.
+        unsafe {
+            drop(std::ptr::read(table));
+            drop(std::ptr::read(cursor));
+        }
         result
     }
 
@@ -453,9 +470,9 @@ impl VirtualFile {
         if self.writes == Writes::Stream {
             return self.with_file(|mut file| file.read(buf));
         }
-        let mut cursor = self.cursor();
-        let n = self.read_at(buf, *cursor)?;
-        *cursor += n as u64;
+        let mut cursor = self.cursor.lock(&self.table.budget)?;
+        let n = self.read_at(buf, cursor.at)?;
+        cursor.at += n as u64;
         Ok(n)
     }
 
@@ -463,28 +480,28 @@ impl VirtualFile {
         if self.writes == Writes::Stream {
             return self.with_file(|mut file| file.write(buf));
         }
-        let mut cursor = self.cursor();
+        let mut cursor = self.cursor.lock(&self.table.budget)?;
         if self.writes == Writes::Append {
             // The kernel picks the offset (the end); the cursor follows, as a File's would. A
             // write of nothing moves nothing on Unix (where a reopened fd's offset is 0, not the
             // cursor), and moves to the end on Windows: as the platform's File does.
             let (n, end) = self.with_file(|mut file| {
                 let n = file.write(buf)?;
-                let moved = n > 0 || sys::EMPTY_APPEND_MOVES_TO_END;
+                let moved = n > 0 || sys::Backing::EMPTY_APPEND_MOVES_TO_END;
                 Ok((
                     n,
                     if moved {
                         file.stream_position()?
                     } else {
-                        *cursor
+                        cursor.at
                     },
                 ))
             })?;
-            *cursor = end;
+            cursor.at = end;
             return Ok(n);
         }
-        let n = self.write_at(buf, *cursor)?;
-        *cursor += n as u64;
+        let n = self.write_at(buf, cursor.at)?;
+        cursor.at += n as u64;
         Ok(n)
     }
 
@@ -492,19 +509,19 @@ impl VirtualFile {
         if self.writes == Writes::Stream {
             return self.with_file(|mut file| file.seek(position)); // ESPIPE, as for a File
         }
-        let mut cursor = self.cursor();
+        let mut cursor = self.cursor.lock(&self.table.budget)?;
         let target = match position {
             SeekFrom::Start(offset) => Some(offset),
-            SeekFrom::Current(delta) => cursor.checked_add_signed(delta),
+            SeekFrom::Current(delta) => cursor.at.checked_add_signed(delta),
             SeekFrom::End(delta) => self.metadata()?.len().checked_add_signed(delta),
         };
-        *cursor = target.ok_or_else(|| {
+        cursor.at = target.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "invalid seek to a negative or overflowing position",
             )
         })?;
-        Ok(*cursor)
+        Ok(cursor.at)
     }
 }
 

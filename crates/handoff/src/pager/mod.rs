@@ -13,11 +13,14 @@
 //! fails with [`ErrorKind::NotFound`](std::io::ErrorKind::NotFound) and
 //! [`Stats::identity_failures`] counts it. Reopens use `O_CLOEXEC | O_NOCTTY`.
 //!
-//! | while paged out, the file was | the next operation |
-//! |---|---|
-//! | renamed or removed | fails: `NotFound`, "renamed or removed while ... paged out" (the OS error `ENOENT` is its `source`) |
-//! | replaced by another file, or a symlink on its path swapped | fails: `NotFound`, "another file is at this path now"; that file is not touched |
-//! | `chmod`ed so that its access is refused | fails: `PermissionDenied` (source `EACCES`), until the permission is back |
+//! | while paged out, the file was | the next operation | [`PageInErrorKind`] |
+//! |---|---|---|
+//! | renamed or removed | fails: `NotFound`, "renamed or removed while ... paged out" (the OS error `ENOENT` is its `source`) | `Removed` |
+//! | replaced by another file, or a symlink on its path swapped | fails: `NotFound`, "another file is at this path now"; that file is not touched | `Replaced` |
+//! | `chmod`ed so that its access is refused | fails: `PermissionDenied` (source `EACCES`), until the permission is back | `AccessRefused` |
+//!
+//! Errors that are the pager's own (these, an error kept from a close at eviction, a
+//! `Deadlock`) carry a [`PageInError`] that code can match on: [`PageInError::of`].
 //!
 //! Pipes, sockets, memfds and files unlinked while open cannot be reopened by path: they stay
 //! resident for life and count against the budget. A file unlinked while resident is caught
@@ -70,31 +73,43 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod backing;
+mod budget;
+mod clock;
+mod cursor;
 mod entry;
+mod error;
 mod file;
+#[cfg(all(test, loom))]
+mod loom;
 mod options;
-#[cfg(unix)]
-mod path_arena;
+mod slots;
 mod stats;
+mod sync;
 mod table;
-#[cfg(all(test, unix))]
+#[cfg(all(test, unix, not(loom)))]
 mod tests;
 
 #[cfg(unix)]
-#[path = "unix.rs"]
-mod sys;
+mod unix;
+#[cfg(unix)]
+use unix as sys;
 #[cfg(windows)]
-#[path = "windows.rs"]
-mod sys;
+mod windows;
+#[cfg(windows)]
+use windows as sys;
 
 use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use backing::{Backing as _, Opened};
+pub use error::{PageInError, PageInErrorKind};
 pub use file::VirtualFile;
 use file::Writes;
 pub use options::OpenOptions;
+pub use slots::Vfd;
 pub use stats::Stats;
 
 use crate::limits;
@@ -113,32 +128,6 @@ use table::Table;
 #[derive(Clone)]
 pub struct Pager {
     table: Arc<Table>,
-}
-
-/// The id of a virtual descriptor: a slot and the slot's generation, so that a recycled slot
-/// is never mistaken for the file that had it before.
-///
-/// ```
-/// # use handoff::pager::{OpenOptions, Pager};
-/// # let dir = tempfile::tempdir()?;
-/// let pager = Pager::new(4);
-/// let mut options = OpenOptions::new();
-/// options.write(true).create(true);
-/// let first = pager.open(dir.path().join("a"), &options)?.id(); // closed at once
-/// let second = pager.open(dir.path().join("b"), &options)?.id(); // same slot, next generation
-/// assert_ne!(first, second);
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Vfd {
-    slot: u32,
-    generation: u32,
-}
-
-impl fmt::Display for Vfd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "vfd {}.{}", self.slot, self.generation)
-    }
 }
 
 impl fmt::Debug for Pager {
@@ -205,41 +194,51 @@ impl Pager {
     /// ```
     pub fn open(&self, path: impl AsRef<Path>, options: &OpenOptions) -> io::Result<VirtualFile> {
         let path = std::path::absolute(path)?;
-        if sys::OPEN_IS_RESIDENT {
-            self.table.acquire()?;
-        }
-        let opened = self
-            .table
-            .retry_evicting(
-                || options.first_open().open(&path),
-                limits::is_out_of_descriptors,
-            )
-            .and_then(|file| Ok((file.metadata()?, file)));
-        let (metadata, file) = match opened {
-            Ok(opened) => opened,
-            Err(error) => {
-                if sys::OPEN_IS_RESIDENT {
-                    self.table.give_back();
-                }
-                return Err(error);
-            }
+        // The token for the descriptor the open leaves resident (given back on any error).
+        let token = match sys::Backing::OPEN_IS_RESIDENT {
+            true => Some(self.table.acquire()?),
+            false => None,
         };
-        let writes = Writes::of(&metadata, options.append);
-        let (fd, reopen) = sys::first_open(file, path, &metadata);
-        self.install(fd, reopen, options, writes, 0)
+        let file = self.table.retry_evicting(
+            || options.first_open().open(&path),
+            limits::is_out_of_descriptors,
+        )?;
+        let metadata = file.metadata()?;
+        let opened = sys::Backing::first_open(file, path, &metadata, options);
+        self.install(opened, token)
     }
 
-    /// Takes ownership of anything already open and makes it a virtual file. A regular file
-    /// whose path can be found (Linux: `/proc/self/fd`) and still names it is paged like any
-    /// other, reopened with the fd's access mode; anything else (a pipe, a socket, a memfd, an
-    /// unlinked file) stays resident for life. The cursor starts at the fd's file position.
+    /// Takes ownership of anything already open and makes it a virtual file (one signature
+    /// on every platform: an [`OsHandle`](crate::crt::OsHandle)).
+    ///
+    /// - Unix: a regular file whose path can be found (Linux: `/proc/self/fd`) and still names
+    ///   it is paged like any other, reopened with the fd's access mode; anything else (a pipe,
+    ///   a socket, a memfd, an unlinked file) stays resident for life.
+    /// - Windows: the handle is kept for life, and a C-runtime descriptor is paged in over a
+    ///   duplicate when C code needs one ([`VirtualFile::with_crt_fd`]), opened read-write (the
+    ///   handle's own access decides what C code may do).
+    ///
+    /// The cursor starts at the handle's file position.
     ///
     /// # Errors
     ///
-    /// `fstat` failed, or no descriptor of the budget can ever be freed for it; the fd is
-    /// closed.
+    /// The handle's metadata cannot be read, or (Unix) no descriptor of the budget can ever
+    /// be freed for it; the handle is closed.
     ///
     /// ```
+    /// use handoff::pager::Pager;
+    ///
+    /// let pager = Pager::new(4);
+    /// let file = pager.adopt(tempfile::tempfile()?.into())?;
+    /// file.write_all_at(b"adopted", 0)?;
+    /// let mut buf = [0; 7];
+    /// file.read_exact_at(&mut buf, 0)?;
+    /// assert_eq!(&buf, b"adopted");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
     /// use std::io::Read;
     /// use handoff::pager::Pager;
     ///
@@ -252,87 +251,39 @@ impl Pager {
     /// pipe.read_to_string(&mut text)?;
     /// assert_eq!(text, "through a pipe");
     /// assert_eq!(pager.stats().permanent, 1);
+    /// # }
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    #[cfg(unix)]
-    pub fn adopt(&self, fd: std::os::fd::OwnedFd) -> io::Result<VirtualFile> {
-        let metadata = sys::with_file(sys::raw_of(&fd), |file| file.metadata())?;
-        self.table.acquire()?;
-        let cursor = sys::position(&fd);
-        let (reopen, options) = match sys::reopen_info(&fd, &metadata) {
-            Some((path, options)) => (sys::Reopen::new(path, &metadata), options),
-            None => (None, OpenOptions::new()),
+    pub fn adopt(&self, handle: crate::crt::OsHandle) -> io::Result<VirtualFile> {
+        let opened = sys::Backing::adopt(handle)?;
+        let token = match opened.resident {
+            Some(_) => Some(self.table.acquire()?), // on error, `opened` closes the handle
+            None => None,
         };
-        let writes = Writes::of(&metadata, sys::is_append(&fd));
-        let fd = std::os::fd::IntoRawFd::into_raw_fd(fd);
-        self.install(Some(fd), reopen, &options, writes, cursor)
+        self.install(opened, token)
     }
 
-    /// Takes ownership of any open handle and makes it a virtual file: the handle is kept for
-    /// life, and a C-runtime descriptor is paged in over a duplicate when C code needs one
-    /// ([`VirtualFile::with_crt_fd`]). The cursor starts at the handle's file position. The
-    /// descriptors are opened read-write: the handle's own access decides what C code may do.
-    ///
-    /// # Errors
-    ///
-    /// The handle's metadata cannot be read; the handle is closed.
-    ///
-    /// ```
-    /// use handoff::pager::Pager;
-    ///
-    /// let pager = Pager::new(4);
-    /// let file = pager.adopt(tempfile::tempfile()?.into())?;
-    /// file.write_all_at(b"adopted", 0)?;
-    /// assert!(!file.is_resident()); // no C-runtime descriptor until one is asked for
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    #[cfg(windows)]
-    pub fn adopt(&self, handle: std::os::windows::io::OwnedHandle) -> io::Result<VirtualFile> {
-        let metadata = sys::metadata(&handle)?;
-        let cursor = sys::position(&handle);
-        let writes = Writes::of(&metadata, false);
-        let mut options = OpenOptions::new();
-        options.read(true).write(true);
-        self.install(
-            None,
-            Some(sys::Reopen::new(handle)),
-            &options,
-            writes,
-            cursor,
-        )
-    }
-
-    /// Publishes an opened file (its resident descriptor's budget token, if it has one, is
-    /// taken already).
+    /// Publishes an opened file, with the token taken for its resident descriptor if it has
+    /// one.
     fn install(
         &self,
-        fd: Option<sys::RawDescriptor>,
-        reopen: Option<sys::Reopen>,
-        options: &OpenOptions,
-        writes: Writes,
-        cursor: u64,
+        opened: Opened<sys::Reopen>,
+        token: Option<budget::Token<'_>>,
     ) -> io::Result<VirtualFile> {
-        let (slot, generation) = match self.table.allocate() {
-            Ok(allocated) => allocated,
-            Err(error) => {
-                if let Some(fd) = fd {
-                    let _ = sys::close(fd);
-                    self.table.give_back();
-                }
-                return Err(error);
-            }
+        let writes = Writes::of(opened.seekable, opened.append);
+        let resident = match (opened.resident, token) {
+            (Some(file), Some(token)) => Some((sys::Backing::into_descriptor(file), token)),
+            (None, _) => None,
+            (Some(_), None) => unreachable!("a resident descriptor without a token"),
         };
-        self.table.install(slot, fd, reopen, options);
-        self.table
-            .counters
-            .opens
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let vfd = self
+            .table
+            .install(resident, opened.reopen, &opened.options)?;
         Ok(VirtualFile::new(
             Arc::clone(&self.table),
-            slot,
-            generation,
+            vfd,
             writes,
-            cursor,
+            opened.cursor,
         ))
     }
 
@@ -342,7 +293,7 @@ impl Pager {
     /// assert_eq!(handoff::pager::Pager::new(32).budget(), 32);
     /// ```
     pub fn budget(&self) -> usize {
-        self.table.budget()
+        self.table.budget.budget()
     }
 
     /// Changes the budget (at least 1). A smaller budget evicts at once down to it; pinned files
@@ -374,7 +325,7 @@ impl Pager {
     /// assert_eq!(handoff::pager::Pager::new(8).resident(), 0);
     /// ```
     pub fn resident(&self) -> usize {
-        self.table.resident()
+        self.table.budget.resident()
     }
 
     /// Gives one real descriptor back to the process (evicts one file), for code elsewhere
@@ -402,10 +353,6 @@ impl Pager {
     /// assert_eq!(handoff::pager::Pager::new(8).stats().resident, 0);
     /// ```
     pub fn stats(&self) -> Stats {
-        self.table.counters.snapshot(
-            self.table.hits(),
-            self.table.resident(),
-            self.table.permanent(),
-        )
+        self.table.stats()
     }
 }

@@ -139,7 +139,7 @@ impl OpenOptions {
             .read(self.read)
             .write(self.write)
             .append(self.append);
-        super::sys::reopen_flags(&mut options);
+        <super::sys::Backing as super::backing::Backing>::open_flags(&mut options);
         options
     }
 }

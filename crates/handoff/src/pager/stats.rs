@@ -59,27 +59,25 @@ pub(super) struct Counters {
     pub(super) page_ins: AtomicU64,
     pub(super) evictions: AtomicU64,
     pub(super) identity_failures: AtomicU64,
-    pub(super) peak_resident: AtomicU64,
     pub(super) opens: AtomicU64,
     pub(super) closes: AtomicU64,
-    pub(super) waits: AtomicU64,
     pub(super) emfile_retries: AtomicU64,
 }
 
 impl Counters {
-    pub(super) fn snapshot(&self, hits: u64, resident: usize, permanent: usize) -> Stats {
+    pub(super) fn snapshot(&self, hits: u64, budget: &super::budget::Budget) -> Stats {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Stats {
             hits,
             page_ins: load(&self.page_ins),
             evictions: load(&self.evictions),
             identity_failures: load(&self.identity_failures),
-            resident: resident as u64,
-            peak_resident: load(&self.peak_resident),
-            permanent: permanent as u64,
+            resident: budget.resident() as u64,
+            peak_resident: budget.peak(),
+            permanent: budget.permanent() as u64,
             opens: load(&self.opens),
             closes: load(&self.closes),
-            waits: load(&self.waits),
+            waits: budget.waits(),
             emfile_retries: load(&self.emfile_retries),
         }
     }

@@ -1,37 +1,33 @@
-//! The pager's shared state: the entry table, the budget of real descriptors, the clock that
-//! picks what to evict, and the counters.
+//! The pager's shared state, and the coordination of its parts: the slots ([`slots`]), each
+//! entry's state machine ([`entry`]), the budget ([`budget`]), the eviction policy
+//! ([`clock`]) and the platform's backing. The rules live in those modules; this one only
+//! calls them in order.
+//!
+//! [`slots`]: super::slots
+//! [`entry`]: super::entry
+//! [`budget`]: super::budget
+//! [`clock`]: super::clock
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 
-use super::entry::{self, Entry, BUSY, PERMANENT, PINS, REF, RESIDENT};
-use super::stats::Counters;
-use super::sys::{self, RawDescriptor};
-use super::OpenOptions;
+use super::backing::{Backing as _, RawDescriptor};
+use super::budget::{Budget, Token};
+use super::clock::{Clock, Look};
+use super::entry::{Claim, Entry, PageIn};
+use super::error::{PageInError, PageInErrorKind};
+use super::slots::{Slots, Vfd};
+use super::stats::{Counters, Stats};
+use super::sync::lock_std as lock;
+use super::{sys, OpenOptions};
 use crate::limits;
 
-const CHUNK_BITS: u32 = 12;
-const CHUNK: usize = 1 << CHUNK_BITS;
-/// 2^14 chunks of 4096 entries: 67 million virtual files per pager.
-const CHUNKS: usize = 1 << 14;
-
 pub(super) struct Table {
-    id: usize,
-    chunks: Box<[OnceLock<Box<[Entry]>>]>,
-    slots: Mutex<Slots>,
-    budget: AtomicUsize,
-    /// Real descriptors held (or being opened) by the pager; never above `budget`.
-    resident: AtomicUsize,
-    /// Of those, the ones that can never be evicted.
-    permanent: AtomicUsize,
+    slots: Slots,
+    pub(super) budget: Budget,
     clock: Mutex<Clock>,
-    waiters: AtomicUsize,
-    wait_lock: Mutex<()>,
-    wakeup: Condvar,
     /// The backing's per-table state (Unix: the paths).
     shared: sys::Shared,
     /// Errors from closing at eviction, returned by the entry's next operation.
@@ -39,46 +35,12 @@ pub(super) struct Table {
     pub(super) counters: Counters,
 }
 
-#[derive(Default)]
-struct Slots {
-    free: Vec<u32>,
-    next: u32,
-}
-
-/// The resident, evictable entries in clock order, as (slot, generation): a record whose
-/// generation is stale, or whose entry is no longer resident, is dropped when the hand meets it.
-#[derive(Default)]
-struct Clock {
-    ring: Vec<(u32, u32)>,
-    hand: usize,
-}
-
-thread_local! {
-    /// (pager id, pins held by `with_fd` closures of this thread), to refuse a wait that only
-    /// this thread could end.
-    static HELD: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Table {
     pub(super) fn new(budget: usize) -> Table {
-        static IDS: AtomicUsize = AtomicUsize::new(0);
         Table {
-            id: IDS.fetch_add(1, Ordering::Relaxed),
-            chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
-            slots: Mutex::default(),
-            budget: AtomicUsize::new(budget.max(1)),
-            resident: AtomicUsize::new(0),
-            permanent: AtomicUsize::new(0),
+            slots: Slots::new(),
+            budget: Budget::new(budget),
             clock: Mutex::default(),
-            waiters: AtomicUsize::new(0),
-            wait_lock: Mutex::new(()),
-            wakeup: Condvar::new(),
             shared: sys::Shared::default(),
             errors: Mutex::default(),
             counters: Counters::default(),
@@ -87,97 +49,56 @@ impl Table {
 
     #[inline]
     pub(super) fn entry(&self, slot: u32) -> &Entry {
-        let chunk = self.chunks[(slot >> CHUNK_BITS) as usize]
-            .get()
-            .expect("slot of an allocated chunk");
-        // Slots opened one after another (often used by different threads) are spread over
-        // four quarters of the chunk, so that they do not share a cache line: entries are
-        // 48 bytes, and two threads pinning neighbours would otherwise fight over one line.
-        let index = slot as usize & (CHUNK - 1);
-        &chunk[((index & 3) << (CHUNK_BITS - 2)) | (index >> 2)]
-    }
-
-    pub(super) fn budget(&self) -> usize {
-        self.budget.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn resident(&self) -> usize {
-        self.resident.load(Ordering::Relaxed)
+        self.slots.entry(slot)
     }
 
     /// Sets the budget; a smaller one evicts until it is met or nothing more is evictable.
     pub(super) fn set_budget(&self, budget: usize) {
-        self.budget.store(budget.max(1), Ordering::SeqCst);
-        while self.resident() > self.budget() && self.evict_one() {}
-        self.wake();
+        self.budget.set(budget);
+        while self.budget.resident() > self.budget.budget() && self.evict_one() {}
     }
 
-    // ----- slots -------------------------------------------------------------------------
-
-    /// A free slot and its generation.
-    pub(super) fn allocate(&self) -> io::Result<(u32, u32)> {
-        let mut slots = lock(&self.slots);
-        let slot = match slots.free.pop() {
-            Some(slot) => slot,
-            None => {
-                let slot = slots.next;
-                if slot as usize >= CHUNK * CHUNKS {
-                    return Err(io::Error::new(
-                        io::ErrorKind::OutOfMemory,
-                        "the pager's table is full (67,108,864 virtual files)",
-                    ));
-                }
-                self.chunks[(slot >> CHUNK_BITS) as usize]
-                    .get_or_init(|| (0..CHUNK).map(|_| Entry::default()).collect());
-                slots.next += 1;
-                slot
-            }
-        };
-        Ok((slot, self.entry(slot).generation.load(Ordering::Relaxed)))
+    /// Takes one descriptor of the budget, evicting to make room (see [`Budget::acquire`]).
+    pub(super) fn acquire(&self) -> io::Result<Token<'_>> {
+        self.budget.acquire(|| self.evict_one())
     }
 
-    /// Publishes a freshly opened file in `slot`: its resident descriptor (whose budget token
-    /// is taken already), if the first open left one, and how to page it in again.
+    // ----- opening and closing -----------------------------------------------------------
+
+    /// Publishes a freshly opened file: its resident descriptor with the token taken for it,
+    /// if the first open left one, and how to page it in again.
     pub(super) fn install(
         &self,
-        slot: u32,
-        fd: Option<RawDescriptor>,
+        resident: Option<(RawDescriptor, Token<'_>)>,
         reopen: Option<sys::Reopen>,
         options: &OpenOptions,
-    ) {
-        let entry = self.entry(slot);
+    ) -> io::Result<Vfd> {
+        let vfd = match self.slots.allocate() {
+            Ok(vfd) => vfd,
+            Err(error) => {
+                if let Some((fd, _token)) = resident {
+                    // SAFETY: the descriptor was opened for this file and never published.
+                    let _ = unsafe { sys::Backing::close(fd) };
+                }
+                return Err(error);
+            }
+        };
+        let entry = self.entry(vfd.slot);
+        let fd = resident.map(|(fd, token)| {
+            token.keep();
+            fd
+        });
         if entry.install(&self.shared, fd, reopen, options) {
-            self.permanent.fetch_add(1, Ordering::Relaxed);
+            self.budget.count_permanent(true);
         } else if fd.is_some() {
-            self.enlist(slot, entry);
+            self.enlist(vfd.slot, entry);
+            // Resident and unpinned: evictable for a waiter (the fence orders the install
+            // before the look at the waiters, as a `SeqCst` read-modify-write would).
+            super::sync::fence(Ordering::SeqCst);
+            self.budget.notify();
         }
-    }
-
-    fn enlist(&self, slot: u32, entry: &Entry) {
-        let generation = entry.generation.load(Ordering::Relaxed);
-        let mut clock = lock(&self.clock);
-        // Closed files leave stale records that only the hand removes; when nothing is ever
-        // evicted the hand never moves, so sweep them here once they outnumber the budget.
-        if clock.ring.len() >= 2 * self.budget() + 64 {
-            clock
-                .ring
-                .retain(|&(slot, generation)| self.is_enlisted(slot, generation));
-            clock.hand = 0;
-        }
-        clock.ring.push((slot, generation));
-    }
-
-    /// How many records the clock holds (live or stale), for the (Unix) unit tests.
-    #[cfg(all(test, unix))]
-    pub(super) fn clock_len(&self) -> usize {
-        lock(&self.clock).ring.len()
-    }
-
-    /// Whether a clock record still stands for a resident, evictable file.
-    fn is_enlisted(&self, slot: u32, generation: u32) -> bool {
-        let entry = self.entry(slot);
-        entry.generation.load(Ordering::Relaxed) == generation
-            && entry.state.load(Ordering::Relaxed) & (RESIDENT | PERMANENT) == RESIDENT
+        self.counters.opens.fetch_add(1, Ordering::Relaxed);
+        Ok(vfd)
     }
 
     /// Closes the entry's descriptor if it has one, frees the slot, and returns the first
@@ -188,12 +109,15 @@ impl Table {
         // Claiming waits for an evictor that is closing the descriptor right now, so the error
         // of that close, if any, is kept by the time it is taken below.
         let mut closed = Ok(());
-        if let Some(state) = entry.claim_for_close() {
-            closed = sys::close(entry::descriptor_of(state));
-            if state & PERMANENT != 0 {
-                self.permanent.fetch_sub(1, Ordering::Relaxed);
+        if let Some(claim) = entry.claim_for_close(&locked) {
+            let permanent = claim.claimed().is_permanent();
+            // SAFETY: the claim (BUSY, no pins) makes this the descriptor's only user.
+            closed = unsafe { sys::Backing::close(claim.descriptor()) };
+            claim.closed(false);
+            if permanent {
+                self.budget.count_permanent(false);
             }
-            self.resident.fetch_sub(1, Ordering::Release);
+            self.budget.release();
         }
         let kept = self.take_kept_error(slot);
         self.counters
@@ -201,22 +125,21 @@ impl Table {
             .fetch_add(entry.take_hits(), Ordering::Relaxed);
         entry.free(&self.shared, &locked);
         drop(locked);
-        lock(&self.slots).free.push(slot);
+        self.slots.free(slot);
         self.counters.closes.fetch_add(1, Ordering::Relaxed);
-        self.wake();
         match kept {
             Some(error) => Err(error),
             None => closed,
         }
     }
 
-    // ----- the slow path -----------------------------------------------------------------
+    // ----- pinning: the hit path and the page-in ----------------------------------------
 
     /// Pins `slot`, paging it in if it is not resident. Returns its entry and descriptor.
     #[inline]
     pub(super) fn pin(&self, slot: u32) -> io::Result<(&Entry, RawDescriptor)> {
         let entry = self.entry(slot);
-        if let Some(fd) = entry.try_pin() {
+        if let Some(fd) = entry.pin() {
             if let Some(hits) = entry.count_hit() {
                 self.counters.hits.fetch_add(hits, Ordering::Relaxed);
             }
@@ -225,41 +148,41 @@ impl Table {
         Ok((entry, self.page_in(slot, entry)?))
     }
 
+    /// Unpins `entry` (one of this table's); a waiting page-in may evict it now.
+    #[inline]
+    pub(super) fn unpin(&self, entry: &Entry) {
+        if entry.unpin() {
+            super::sync::seq_cst_order_for_loom();
+            self.budget.notify();
+        }
+    }
+
     #[cold]
     fn page_in(&self, slot: u32, entry: &Entry) -> io::Result<RawDescriptor> {
-        // One page-in of an entry at a time (and never during its final close).
-        let _locked = entry.lock();
-        // Another thread may have paged it in while we waited.
-        if let Some(fd) = entry.try_pin() {
-            return Ok(fd); // counted as the page-in it waited for
-        }
-        // Not resident: wait for an evictor still closing it (BUSY), whose close error, if
-        // any, is then kept and comes first.
-        while entry.state.load(Ordering::Acquire) & BUSY != 0 {
-            std::thread::yield_now();
-        }
-        if let Some(error) = self.take_kept_error(slot) {
-            return Err(error);
-        }
-        let options = entry.options();
-        self.acquire()?;
+        let locked =
+            match entry.begin_page_in(|| self.budget.deadlock(), || self.take_kept_error(slot))? {
+                PageIn::Hit(fd) => return Ok(fd), // counted as the page-in it waited for
+                PageIn::Locked(locked) => locked,
+            };
+        let options = entry.snapshot().options();
+        let token = self.acquire()?;
         let opened = self.retry_evicting(
             || entry.backing.page_in(&self.shared, &options),
-            |failure| limits::is_out_of_descriptors(&failure.error),
+            limits::is_out_of_descriptors,
         );
         let fd = match opened {
             Ok(fd) => fd,
-            Err(failure) => {
-                self.give_back();
-                if failure.identity {
+            Err(error) => {
+                if PageInError::of(&error).is_some_and(PageInError::is_identity_failure) {
                     self.counters
                         .identity_failures
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                return Err(failure.error);
+                return Err(error); // the token goes back as it drops
             }
         };
-        entry.page_in(fd);
+        entry.page_in(&locked, fd);
+        token.keep();
         self.enlist(slot, entry);
         self.counters.page_ins.fetch_add(1, Ordering::Relaxed);
         Ok(fd)
@@ -267,11 +190,11 @@ impl Table {
 
     /// Takes the error kept for `slot` from a failed close at eviction, if there is one.
     pub(super) fn take_kept_error(&self, slot: u32) -> Option<io::Error> {
-        if self.entry(slot).take_error_flag() {
-            lock(&self.errors).remove(&slot)
-        } else {
-            None
+        if !self.entry(slot).take_error_flag() {
+            return None;
         }
+        let error = lock(&self.errors).remove(&slot)?;
+        Some(PageInError::new(PageInErrorKind::KeptCloseError, None, Some(error)).into())
     }
 
     /// Runs `attempt`; while it fails for want of descriptors (EMFILE/ENFILE: other code in
@@ -292,193 +215,99 @@ impl Table {
         }
     }
 
-    /// Unpins `entry` (one of this table's); wakes a waiting page-in if this was the last pin.
-    #[inline]
-    pub(super) fn unpin(&self, entry: &Entry) {
-        if entry.unpin() && self.waiters.load(Ordering::Relaxed) != 0 {
-            self.wake();
-        }
-    }
-
-    // ----- the budget --------------------------------------------------------------------
-
-    /// Takes one descriptor of the budget: evicts if the budget is used up, waits if everything
-    /// resident is pinned, and fails if only this thread could ever release one.
-    pub(super) fn acquire(&self) -> io::Result<()> {
-        loop {
-            let resident = self.resident.load(Ordering::Acquire);
-            if resident < self.budget() {
-                if self
-                    .resident
-                    .compare_exchange_weak(
-                        resident,
-                        resident + 1,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-                {
-                    self.counters
-                        .peak_resident
-                        .fetch_max(resident as u64 + 1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                continue;
-            }
-            if self.evict_one() {
-                continue;
-            }
-            let held_here = self.held_by_this_thread();
-            if self.permanent.load(Ordering::Relaxed) + held_here >= self.budget() {
-                return Err(io::Error::new(
-                    io::ErrorKind::Deadlock,
-                    format!(
-                        "no descriptor of the pager's budget ({}) can ever be freed: {} are held \
-                         by files that cannot be paged out and {} are pinned by this thread's \
-                         own with_fd closures",
-                        self.budget(),
-                        self.permanent.load(Ordering::Relaxed),
-                        held_here
-                    ),
-                ));
-            }
-            self.wait();
-        }
-    }
-
-    /// Returns a budget descriptor that was taken but not used.
-    pub(super) fn give_back(&self) {
-        self.resident.fetch_sub(1, Ordering::Release);
-        self.wake();
-    }
-
-    fn wait(&self) {
-        let guard = lock(&self.wait_lock);
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        self.counters.waits.fetch_add(1, Ordering::Relaxed);
-        // A timeout bounds the cost of a wake-up that raced with going to sleep.
-        let _ = self
-            .wakeup
-            .wait_timeout(guard, Duration::from_millis(5))
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    fn wake(&self) {
-        if self.waiters.load(Ordering::SeqCst) != 0 {
-            let _guard = lock(&self.wait_lock);
-            self.wakeup.notify_all();
-        }
-    }
-
-    pub(super) fn hold<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Release(usize);
-        impl Drop for Release {
-            fn drop(&mut self) {
-                HELD.with(|held| {
-                    let mut held = held.borrow_mut();
-                    if let Some(i) = held.iter().position(|&(id, _)| id == self.0) {
-                        held[i].1 -= 1;
-                        if held[i].1 == 0 {
-                            held.swap_remove(i);
-                        }
-                    }
-                });
-            }
-        }
-        HELD.with(|held| {
-            let mut held = held.borrow_mut();
-            match held.iter_mut().find(|(id, _)| *id == self.id) {
-                Some((_, count)) => *count += 1,
-                None => held.push((self.id, 1)),
-            }
-        });
-        let _release = Release(self.id);
-        f()
-    }
-
-    fn held_by_this_thread(&self) -> usize {
-        HELD.with(|held| {
-            held.borrow()
-                .iter()
-                .find(|(id, _)| *id == self.id)
-                .map_or(0, |&(_, count)| count)
-        })
-    }
-
     // ----- eviction ----------------------------------------------------------------------
 
-    /// Closes one unpinned resident descriptor, chosen by the clock (second chance). Returns
-    /// whether one was closed.
-    pub(super) fn evict_one(&self) -> bool {
+    fn enlist(&self, slot: u32, entry: &Entry) {
+        let generation = entry.generation();
         let mut clock = lock(&self.clock);
-        let mut budget = 2 * clock.ring.len() + 2;
-        while !clock.ring.is_empty() && budget > 0 {
-            budget -= 1;
-            if clock.hand >= clock.ring.len() {
-                clock.hand = 0;
-            }
-            let hand = clock.hand;
-            let (slot, generation) = clock.ring[hand];
-            if !self.is_enlisted(slot, generation) {
-                clock.ring.swap_remove(hand); // stale record
-                continue;
-            }
-            let entry = self.entry(slot);
-            let state = entry.state.load(Ordering::Acquire);
-            if state & (PINS | BUSY) != 0 {
-                clock.hand += 1;
-                continue;
-            }
-            if state & REF != 0 {
-                entry.state.fetch_and(!REF, Ordering::Relaxed);
-                clock.hand += 1;
-                continue;
-            }
-            if !entry.try_claim(state) {
-                continue; // it changed under us; look again
-            }
-            clock.ring.swap_remove(hand);
-            drop(clock);
-            if self.finish_eviction(slot, entry, state) {
+        // Closed files leave stale records that only the hand removes; when nothing is ever
+        // evicted the hand never moves, so sweep them here once they outnumber the budget.
+        if clock.len() >= 2 * self.budget.budget() + 64 {
+            clock.sweep(|slot, generation| self.is_enlisted(slot, generation));
+        }
+        clock.push(slot, generation);
+    }
+
+    /// How many records the clock holds (live or stale), for the unit tests.
+    #[cfg(all(test, unix, not(loom)))]
+    pub(super) fn clock_len(&self) -> usize {
+        lock(&self.clock).len()
+    }
+
+    /// Whether a clock record still stands for a resident, evictable file.
+    fn is_enlisted(&self, slot: u32, generation: u32) -> bool {
+        let entry = self.entry(slot);
+        let state = entry.snapshot();
+        entry.generation() == generation && state.is_resident() && !state.is_permanent()
+    }
+
+    /// Closes one unpinned resident descriptor, chosen by the clock. Returns whether one was
+    /// closed.
+    pub(super) fn evict_one(&self) -> bool {
+        loop {
+            let mut claimed = None;
+            let taken = lock(&self.clock).next(|slot, generation| {
+                if !self.is_enlisted(slot, generation) {
+                    return Look::Stale;
+                }
+                let entry = self.entry(slot);
+                let state = entry.snapshot();
+                if state.pins() != 0 || state.is_busy() {
+                    return Look::Pass;
+                }
+                if state.is_referenced() {
+                    entry.clear_ref();
+                    return Look::Pass;
+                }
+                match entry.try_claim(state) {
+                    Some(claim) => {
+                        claimed = Some(claim);
+                        Look::Take
+                    }
+                    None => Look::Again, // it changed under us
+                }
+            });
+            let (Some((slot, _)), Some(claim)) = (taken, claimed) else {
+                return false;
+            };
+            // The clock's lock is not held while the descriptor is closed.
+            if self.finish_eviction(slot, claim) {
                 return true;
             }
-            clock = lock(&self.clock);
         }
-        false
     }
 
     /// Closes a claimed entry's descriptor. An unlinked file cannot be reopened: it becomes
     /// permanent instead, and `false` is returned.
-    fn finish_eviction(&self, slot: u32, entry: &Entry, state: u64) -> bool {
-        let fd = entry::descriptor_of(state);
-        if sys::keep_at_eviction(fd) {
-            self.permanent.fetch_add(1, Ordering::Relaxed);
-            entry.make_permanent();
+    pub(super) fn finish_eviction(&self, slot: u32, claim: Claim<'_>) -> bool {
+        let fd = claim.descriptor();
+        // SAFETY: the claim (BUSY, no pins) makes this thread the descriptor's only user.
+        if unsafe { sys::Backing::keep_at_eviction(fd) } {
+            self.budget.count_permanent(true);
+            claim.keep();
             return false;
         }
-        if let Err(error) = sys::close(fd) {
+        // SAFETY: as above; the descriptor is given up here, once.
+        if let Err(error) = unsafe { sys::Backing::close(fd) } {
             lock(&self.errors).insert(slot, error);
-            entry.closed(true);
+            claim.closed(true);
         } else {
-            entry.closed(false);
+            claim.closed(false);
         }
-        self.resident.fetch_sub(1, Ordering::Release);
+        self.budget.release();
         self.counters.evictions.fetch_add(1, Ordering::Relaxed);
-        self.wake();
         true
     }
 
-    pub(super) fn permanent(&self) -> usize {
-        self.permanent.load(Ordering::Relaxed)
-    }
-
-    /// Hits: the folded total plus what every entry holds now (a scan of every slot).
-    pub(super) fn hits(&self) -> u64 {
-        let slots = lock(&self.slots).next as usize;
-        let live: u64 = (0..slots)
-            .map(|slot| u64::from(self.entry(slot as u32).hits.load(Ordering::Relaxed)))
+    /// The counters now; the hits are the folded total plus what every entry holds (a scan of
+    /// every slot).
+    pub(super) fn stats(&self) -> Stats {
+        let live: u64 = (0..self.slots.high_water())
+            .map(|slot| self.entry(slot).hits())
             .sum();
-        self.counters.hits.load(Ordering::Relaxed) + live
+        self.counters.snapshot(
+            self.counters.hits.load(Ordering::Relaxed) + live,
+            &self.budget,
+        )
     }
 }

@@ -7,24 +7,19 @@
 //! duplicate share.
 
 use std::ffi::{c_int, c_void};
-use std::fs::{File, Metadata};
+use std::fs::{self, File, Metadata};
 use std::io::{self, Seek, SeekFrom};
 use std::mem::ManuallyDrop;
 use std::os::windows::fs::FileExt;
 use std::os::windows::io::{
-    AsRawHandle, BorrowedHandle, FromRawHandle, IntoRawHandle, OwnedHandle, RawHandle,
+    AsHandle, AsRawHandle, BorrowedHandle, FromRawHandle, IntoRawHandle, OwnedHandle,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
+use super::backing::{self, Opened, RawDescriptor};
 use super::OpenOptions;
 use crate::crt::{Access, CrtFd};
-
-/// A C-runtime descriptor.
-pub(super) type RawDescriptor = c_int;
-
-/// Windows: the first open keeps a handle, not a C-runtime descriptor.
-pub(super) const OPEN_IS_RESIDENT: bool = false;
 
 /// Nothing is shared between entries.
 #[derive(Default)]
@@ -36,30 +31,15 @@ pub(super) struct Reopen {
 }
 
 impl Reopen {
-    pub(super) fn new(handle: OwnedHandle) -> Reopen {
+    fn new(handle: OwnedHandle) -> Reopen {
         Reopen { handle }
     }
-}
-
-/// After the first open: no descriptor yet, the handle kept for life.
-pub(super) fn first_open(
-    file: File,
-    _path: PathBuf,
-    _metadata: &Metadata,
-) -> (Option<RawDescriptor>, Option<Reopen>) {
-    (None, Some(Reopen::new(file.into())))
 }
 
 /// An entry's handle (null for a free slot).
 #[derive(Default)]
 pub(super) struct Backing {
     handle: AtomicPtr<c_void>,
-}
-
-/// A page-in failure (never an identity failure: the handle is the file).
-pub(super) struct PageInError {
-    pub(super) error: io::Error,
-    pub(super) identity: bool,
 }
 
 fn access(options: &OpenOptions) -> Access {
@@ -72,46 +52,15 @@ fn access(options: &OpenOptions) -> Access {
 }
 
 impl Backing {
-    /// Keeps the handle (nobody else sees the slot yet). Always `true`: any handle can give a
-    /// C-runtime descriptor again.
-    pub(super) fn store(&self, _shared: &Shared, reopen: Reopen) -> bool {
-        self.handle
-            .store(reopen.handle.into_raw_handle(), Ordering::Relaxed);
-        true
-    }
-
     fn borrow(&self) -> BorrowedHandle<'_> {
         // SAFETY: the handle is owned by the entry until `clear`, which runs only when the
         // virtual file is closed, so never while `self` is borrowed for I/O or a page-in.
         unsafe { BorrowedHandle::borrow_raw(self.handle.load(Ordering::Relaxed)) }
     }
 
-    /// A C-runtime descriptor over a duplicate of the handle.
-    pub(super) fn page_in(
-        &self,
-        _shared: &Shared,
-        options: &OpenOptions,
-    ) -> Result<RawDescriptor, PageInError> {
-        CrtFd::dup_from(self.borrow(), access(options))
-            .map(CrtFd::into_raw)
-            .map_err(|error| PageInError {
-                error,
-                identity: false,
-            })
-    }
-
-    /// Closes the handle (the slot is being freed).
-    pub(super) fn clear(&self, _shared: &Shared) {
-        let handle = self.handle.swap(std::ptr::null_mut(), Ordering::Relaxed);
-        if !handle.is_null() {
-            // SAFETY: the entry owned this handle, and the pointer is gone from it.
-            drop(unsafe { OwnedHandle::from_raw_handle(handle) });
-        }
-    }
-
     /// Runs `f` on a `File` view of the handle, which is not closed afterwards.
     pub(super) fn with_file<R>(&self, f: impl FnOnce(&File) -> R) -> R {
-        with_handle_file(self.borrow().as_raw_handle(), f)
+        with_handle_file(self.borrow(), f)
     }
 
     /// The handle, borrowed.
@@ -120,33 +69,125 @@ impl Backing {
     }
 }
 
-fn with_handle_file<R>(handle: RawHandle, f: impl FnOnce(&File) -> R) -> R {
-    // SAFETY: the caller keeps the handle open for the call; the `File` is never dropped.
-    let file = ManuallyDrop::new(unsafe { File::from_raw_handle(handle) });
+impl backing::Backing for Backing {
+    type Shared = Shared;
+    type Reopen = Reopen;
+
+    /// Windows: the first open keeps a handle, not a C-runtime descriptor.
+    const OPEN_IS_RESIDENT: bool = false;
+    /// As a `File`'s: an empty append-mode write moves the position to the end.
+    const EMPTY_APPEND_MOVES_TO_END: bool = true;
+
+    /// Opens add no flags on Windows (std's handles are not inherited).
+    fn open_flags(_options: &mut fs::OpenOptions) {}
+
+    /// No descriptor yet: the handle is kept for life.
+    fn first_open(
+        file: File,
+        _path: PathBuf,
+        metadata: &Metadata,
+        options: &OpenOptions,
+    ) -> Opened<Reopen> {
+        Opened {
+            resident: None,
+            reopen: Some(Reopen::new(file.into())),
+            options: options.clone(),
+            append: options.append,
+            seekable: metadata.is_file(),
+            cursor: 0,
+        }
+    }
+
+    /// Any handle: kept for life, its descriptors opened read-write (the handle's own access
+    /// decides what C code may do); the cursor starts at the handle's position.
+    fn adopt(handle: OwnedHandle) -> io::Result<Opened<Reopen>> {
+        let metadata = with_handle_file(handle.as_handle(), File::metadata)?;
+        let cursor =
+            with_handle_file(handle.as_handle(), |mut file| file.stream_position()).unwrap_or(0);
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        Ok(Opened {
+            resident: None,
+            reopen: Some(Reopen::new(handle)),
+            options,
+            append: false,
+            seekable: metadata.is_file(),
+            cursor,
+        })
+    }
+
+    fn into_descriptor(_file: File) -> RawDescriptor {
+        unreachable!("nothing is resident after a first open or an adopt on Windows")
+    }
+
+    /// Keeps the handle (nobody else sees the slot yet). Always `true`: any handle can give a
+    /// C-runtime descriptor again.
+    fn store(&self, _shared: &Shared, reopen: Reopen) -> bool {
+        self.handle
+            .store(reopen.handle.into_raw_handle(), Ordering::Relaxed);
+        true
+    }
+
+    /// A C-runtime descriptor over a duplicate of the handle (never an identity failure: the
+    /// handle is the file).
+    fn page_in(&self, _shared: &Shared, options: &OpenOptions) -> io::Result<RawDescriptor> {
+        CrtFd::dup_from(self.borrow(), access(options)).map(CrtFd::into_raw)
+    }
+
+    /// Closes the handle (the slot is being freed).
+    fn clear(&self, _shared: &Shared) {
+        let handle = self.handle.swap(std::ptr::null_mut(), Ordering::Relaxed);
+        if !handle.is_null() {
+            // SAFETY: the entry owned this handle, and the pointer is gone from it.
+            drop(unsafe { OwnedHandle::from_raw_handle(handle) });
+        }
+    }
+
+    /// Nothing is ever kept at eviction: the entry's handle keeps even a deleted file.
+    unsafe fn keep_at_eviction(_fd: RawDescriptor) -> bool {
+        false
+    }
+
+    /// `_close` of a C-runtime descriptor (only the duplicate handle is closed).
+    unsafe fn close(fd: RawDescriptor) -> io::Result<()> {
+        // SAFETY: the caller owns `fd` and gives it up here, once.
+        unsafe { CrtFd::from_raw(fd) }.close()
+    }
+
+    // Positional I/O through the handle. `seek_read`/`seek_write` also move the kernel
+    // position; the virtual file's cursor is its own, and `with_crt_fd` sets the position
+    // before C code runs.
+
+    #[inline]
+    fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        file.seek_read(buf, offset)
+    }
+
+    #[inline]
+    fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+        file.seek_write(buf, offset)
+    }
+
+    fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        read_exact_at(file, buf, offset)
+    }
+
+    fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        write_all_at(file, buf, offset)
+    }
+}
+
+fn with_handle_file<R>(handle: BorrowedHandle<'_>, f: impl FnOnce(&File) -> R) -> R {
+    // SAFETY: the handle is open for the call (it is borrowed); the `File` is never dropped.
+    let file = ManuallyDrop::new(unsafe { File::from_raw_handle(handle.as_raw_handle()) });
     f(&file)
 }
 
-/// Nothing is ever kept at eviction: the entry's handle keeps even a deleted file.
-pub(super) fn keep_at_eviction(_fd: RawDescriptor) -> bool {
-    false
-}
-
-/// `_close` of a C-runtime descriptor (only the duplicate handle is closed).
-pub(super) fn close(fd: RawDescriptor) -> io::Result<()> {
-    // SAFETY: the caller has claimed `fd` and gives it up here, once.
-    unsafe { CrtFd::from_raw(fd) }.close()
-}
-
-/// Reopens add no flags on Windows (std's handles are not inherited).
-pub(super) fn reopen_flags(_options: &mut std::fs::OpenOptions) {}
-
-/// Whether positional I/O works: files (not pipes or consoles).
-pub(super) fn is_seekable(metadata: &Metadata) -> bool {
-    metadata.is_file()
-}
-
 /// Moves a C-runtime descriptor's position (`_lseeki64`), which is the kernel file object's.
-pub(super) fn seek_descriptor(fd: RawDescriptor, position: SeekFrom) -> io::Result<u64> {
+///
+/// # Safety
+/// `fd` must be an open C-runtime descriptor for the call (pinned by the caller).
+pub(super) unsafe fn seek_descriptor(fd: RawDescriptor, position: SeekFrom) -> io::Result<u64> {
     extern "C" {
         fn _lseeki64(fd: c_int, offset: i64, origin: c_int) -> i64;
     }
@@ -155,7 +196,7 @@ pub(super) fn seek_descriptor(fd: RawDescriptor, position: SeekFrom) -> io::Resu
         SeekFrom::Current(n) => (n, 1),
         SeekFrom::End(n) => (n, 2),
     };
-    // SAFETY: `fd` is pinned open by the caller; `_lseeki64` only moves its position.
+    // SAFETY: `fd` is open (the caller's contract); `_lseeki64` only moves its position.
     let at = unsafe { _lseeki64(fd, offset, origin) };
     if at < 0 {
         return Err(io::Error::other(format!(
@@ -165,30 +206,7 @@ pub(super) fn seek_descriptor(fd: RawDescriptor, position: SeekFrom) -> io::Resu
     Ok(at as u64)
 }
 
-/// The handle's current position (the cursor of an adopted handle).
-pub(super) fn position(handle: &OwnedHandle) -> u64 {
-    with_handle_file(handle.as_raw_handle(), |mut file| file.stream_position()).unwrap_or(0)
-}
-
-/// Metadata of an adopted handle.
-pub(super) fn metadata(handle: &OwnedHandle) -> io::Result<Metadata> {
-    with_handle_file(handle.as_raw_handle(), |file| file.metadata())
-}
-
-// Positional I/O through the handle. `seek_read`/`seek_write` also move the kernel position;
-// the virtual file's cursor is its own, and `with_crt_fd` sets the position before C code runs.
-
-#[inline]
-pub(super) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    file.seek_read(buf, offset)
-}
-
-#[inline]
-pub(super) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
-    file.seek_write(buf, offset)
-}
-
-pub(super) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
     while !buf.is_empty() {
         match file.seek_read(buf, offset) {
             Ok(0) => {
@@ -208,7 +226,7 @@ pub(super) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) ->
     Ok(())
 }
 
-pub(super) fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
     while !buf.is_empty() {
         match file.seek_write(buf, offset) {
             Ok(0) => {
@@ -227,6 +245,3 @@ pub(super) fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::
     }
     Ok(())
 }
-
-/// Whether an append-mode write of zero bytes moves the file position to the end.
-pub(super) const EMPTY_APPEND_MOVES_TO_END: bool = true;
