@@ -78,6 +78,67 @@ fn replaced_while_paged_out_fails_before_touching_the_new_file() {
 }
 
 #[test]
+fn a_fifo_swapped_in_while_paged_out_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let pager = Pager::new(1);
+    // Write-only, as `handoff partition` opens its outputs: an O_RDWR open of a FIFO does not
+    // block on Linux, an O_WRONLY one waits for a reader.
+    let mut write_only = OpenOptions::new();
+    write_only.write(true).create(true);
+    let file = pager.open(dir.path().join("a"), &write_only).unwrap();
+    file.write_all_at(b"data", 0).unwrap();
+    let _other = pager.open(dir.path().join("b"), &rw_create()).unwrap();
+    assert!(!file.is_resident());
+    fs::remove_file(dir.path().join("a")).unwrap();
+    let fifo =
+        std::ffi::CString::new(dir.path().join("a").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+
+    // A blocking open for writing would wait forever for a reader that never comes: run the
+    // write on a thread and give it a deadline.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(file.write_all_at(b"XXXX", 0));
+    });
+    let result = receiver
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the page-in blocked on the FIFO swapped in for the file");
+    let error = result.unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
+}
+
+#[test]
+fn a_reopened_descriptor_has_the_status_flags_of_the_first_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let pager = Pager::new(1);
+    let mut append = OpenOptions::new();
+    append.append(true).create(true);
+    let flags = |file: &VirtualFile| {
+        // SAFETY: the descriptor is pinned open for the duration of the closure.
+        file.with_fd(|fd| unsafe {
+            libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::F_GETFL)
+        })
+        .unwrap()
+    };
+    for (name, options, status) in [
+        ("plain", rw_create(), 0),
+        ("append", append, libc::O_APPEND),
+    ] {
+        let file = pager.open(dir.path().join(name), &options).unwrap();
+        let first = flags(&file);
+        let _other = pager
+            .open(dir.path().join(format!("{name}.other")), &rw_create())
+            .unwrap();
+        assert!(!file.is_resident());
+        let reopened = flags(&file); // pages it in again
+        assert_eq!(reopened & libc::O_NONBLOCK, 0, "{name}: O_NONBLOCK left on");
+        assert_eq!(reopened & libc::O_APPEND, status, "{name}");
+        assert_eq!(reopened, first, "{name}");
+    }
+}
+
+#[test]
 fn a_swapped_symlink_is_caught_by_identity() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("target1"), b"one").unwrap();
@@ -106,7 +167,14 @@ fn a_swapped_symlink_is_caught_by_identity() {
 fn unlinked_while_paged_out_is_not_found_and_not_recreated() {
     let dir = tempfile::tempdir().unwrap();
     let pager = Pager::new(1);
-    let (file, _other) = paged_out(&pager, dir.path(), "a", b"data");
+    // Write-only, as `handoff partition` opens its outputs: an O_RDWR open of a FIFO does not
+    // block on Linux, an O_WRONLY one waits for a reader.
+    let mut write_only = OpenOptions::new();
+    write_only.write(true).create(true);
+    let file = pager.open(dir.path().join("a"), &write_only).unwrap();
+    file.write_all_at(b"data", 0).unwrap();
+    let _other = pager.open(dir.path().join("b"), &rw_create()).unwrap();
+    assert!(!file.is_resident());
     fs::remove_file(dir.path().join("a")).unwrap();
     let error = file.write_all_at(b"more", 4).unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");

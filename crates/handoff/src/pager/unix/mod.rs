@@ -255,7 +255,18 @@ impl backing::Backing for Backing {
         // SAFETY: the path lives until `clear`, which needs the LOCKED bit our caller holds.
         let path = unsafe { path_arena::as_path(path) };
         let fail = |kind, source| io::Error::from(PageInError::new(kind, Some(path), source));
-        let file = match options.reopen().open(path) {
+        // O_NONBLOCK: a FIFO swapped in for the file while it was paged out must fail the
+        // identity check below, not block this open forever (a FIFO opened for writing with
+        // no reader). The flag is cleared once the file is known to be ours.
+        let mut reopen = options.reopen();
+        reopen.custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK);
+        let opened = match reopen.open(path) {
+            // Only a lease held on the file refuses a non-blocking open (EWOULDBLOCK): wait
+            // for its holder as a plain open would.
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => options.reopen().open(path),
+            opened => opened,
+        };
+        let file = match opened {
             Ok(file) => file,
             // A lack of descriptors stays the plain OS error (the caller evicts and retries).
             Err(error) if crate::limits::is_out_of_descriptors(&error) => return Err(error),
@@ -263,6 +274,9 @@ impl backing::Backing for Backing {
                 let kind = match error.kind() {
                     io::ErrorKind::NotFound => PageInErrorKind::Removed,
                     io::ErrorKind::PermissionDenied => PageInErrorKind::AccessRefused,
+                    // A regular file never answers ENXIO: a FIFO with no reader (or a device)
+                    // is there now, in place of the file.
+                    _ if error.raw_os_error() == Some(libc::ENXIO) => PageInErrorKind::Replaced,
                     _ => PageInErrorKind::Reopen,
                 };
                 return Err(fail(kind, Some(error)));
@@ -275,6 +289,15 @@ impl backing::Backing for Backing {
             Identity::unpack([0, 1, 2].map(|i| self.identity[i].load(Ordering::Relaxed)));
         if Identity::of(&identity) != recorded {
             return Err(fail(PageInErrorKind::Replaced, None)); // `file` closes as it drops
+        }
+        // The file status flags the first open had: O_APPEND or nothing (O_NONBLOCK off).
+        let status = if options.append { libc::O_APPEND } else { 0 };
+        // SAFETY: `file` owns the descriptor for the duration of the call.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, status) } == -1 {
+            return Err(fail(
+                PageInErrorKind::Reopen,
+                Some(io::Error::last_os_error()),
+            ));
         }
         Ok(file.into_raw_fd())
     }
