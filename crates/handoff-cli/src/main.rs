@@ -5,6 +5,8 @@
 //! asks for something impossible; 130 / 143 stopped by SIGINT / SIGTERM after writing every
 //! record read so far.
 
+#[cfg(target_os = "linux")]
+mod audit;
 mod bench;
 mod partition;
 mod progress;
@@ -37,6 +39,12 @@ enum Command {
     /// Exit codes: 0 done; 1 an input or output failed; 2 bad command line; 130/143 stopped by
     /// SIGINT/SIGTERM (every record read before that is written).
     Partition(PartitionArgs),
+    /// Run a program and report its descriptor ownership bugs (double close, close of a
+    /// FILE*'s descriptor, use after close, leaks), quarantining closed numbers meanwhile.
+    ///
+    /// Exit status: the program's own, or --error-exitcode N when anything was found.
+    #[cfg(target_os = "linux")]
+    Audit(audit::AuditArgs),
     /// Measure handoff on generated input.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -197,6 +205,11 @@ fn main() -> ExitCode {
                 }
             }
         }
+        #[cfg(target_os = "linux")]
+        Command::Audit(args) => audit::run(args).unwrap_or_else(|message| {
+            eprintln!("handoff audit: {message}");
+            ExitCode::from(1)
+        }),
         Command::Bench(command) => match bench::run(command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
