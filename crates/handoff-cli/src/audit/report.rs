@@ -69,7 +69,10 @@ fn location(frame: &Frame) -> String {
             let name = file.rsplit('/').next().unwrap_or(file);
             format!("{} ({name}:{line})", frame.function)
         }
-        _ => format!("{} (in {})", frame.function, frame.module),
+        _ => format!(
+            "{} (in {}+{:#x})",
+            frame.function, frame.module, frame.offset
+        ),
     }
 }
 
@@ -141,7 +144,7 @@ fn frames_json(frames: &[Frame]) -> Value {
     Value::Array(
         frames
             .iter()
-            .map(|f| json!({"function": f.function, "file": f.file, "line": f.line, "module": f.module}))
+            .map(|f| json!({"function": f.function, "file": f.file, "line": f.line, "module": f.module, "offset": f.offset}))
             .collect(),
     )
 }

@@ -12,6 +12,8 @@ pub struct Frame {
     pub file: Option<String>,
     pub line: Option<u32>,
     pub module: String,
+    /// The return address, relative to the module (for `addr2line -e MODULE` by hand).
+    pub offset: u64,
 }
 
 /// Loads each module once; a module that cannot be read (deleted, not ELF) yields frames named
@@ -28,13 +30,24 @@ impl Symbolizer {
             .modules
             .entry(raw.module.clone())
             .or_insert_with(|| addr2line::Loader::new(&raw.module).ok());
-        let fallback = raw.symbol.clone().unwrap_or_else(|| "???".to_owned());
+        let fallback = raw
+            .symbol
+            .as_deref()
+            .map(demangle)
+            .unwrap_or_else(|| "???".to_owned());
         let Some(loader) = loader else {
             return vec![plain(fallback, raw)];
         };
         // A return address points after the call: look up the call instruction itself.
         let probe = raw.offset.saturating_sub(1);
-        let symbol = loader.find_symbol(probe).map(demangle);
+        // The nearest symbol is the function only where every function has one (.symtab); in
+        // a stripped module the nearest exported symbol is usually another function, so only
+        // the dynamic loader's answer (which checks symbol sizes) is used there.
+        let symbol = if loader.get_section_range(b".symtab").is_some() {
+            loader.find_symbol(probe).map(demangle)
+        } else {
+            raw.symbol.as_deref().map(demangle)
+        };
         let mut out = Vec::new();
         if let Ok(mut frames) = loader.find_frames(probe) {
             while let Ok(Some(frame)) = frames.next() {
@@ -53,6 +66,7 @@ impl Symbolizer {
                     file,
                     line,
                     module: raw.module.clone(),
+                    offset: raw.offset,
                 });
             }
         }
@@ -69,6 +83,7 @@ fn plain(function: String, raw: &RawFrame) -> Frame {
         file: None,
         line: None,
         module: raw.module.clone(),
+        offset: raw.offset,
     }
 }
 
