@@ -66,7 +66,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     int fd;
     unsigned int seq;
-} ring[MAX_QUARANTINE];
+} ring[2 * MAX_QUARANTINE];
 static int ring_head, ring_len, quarantine_k = 64;
 static unsigned int tomb_seq_next;
 
@@ -327,51 +327,86 @@ static void describe(struct finding *f, const char *kind, int fd, const char *ca
 static void lock_table(void) { pthread_mutex_lock(&lock); }
 static void unlock_table(void) { pthread_mutex_unlock(&lock); }
 
-static void release_tomb_at(int index) {
-    int fd = ring[index].fd;
-    struct slot *s = &table[fd];
-    if (s->state == S_TOMB && s->tomb_seq == ring[index].seq) {
-        real_close()(fd);
-        s->state = S_CLOSED;
-    }
+/* A tombstone at ring[index] is still ours if its number is quarantined by that entry (dup2
+ * onto it ends the quarantine; a later close quarantines it again under a new entry). */
+static int tomb_valid(int index) {
+    const struct slot *s = &table[ring[index].fd];
+    return s->state == S_TOMB && s->tomb_seq == ring[index].seq;
 }
 
-static int release_all_tombs(void) {
-    int released = ring_len;
-    for (int i = 0; i < ring_len; i++)
-        release_tomb_at((ring_head + i) % quarantine_k);
-    ring_len = 0;
+/* Release the `count` oldest entries: each run of consecutive numbers with one close_range. */
+static int release_oldest(int count) {
+    static unsigned char marked[MAX_FDS]; /* scratch, used with the lock held */
+    int capacity = 2 * quarantine_k, lo = MAX_FDS, hi = -1, released = 0;
+    for (int i = 0; i < count; i++) {
+        int index = (ring_head + i) % capacity;
+        if (!tomb_valid(index))
+            continue;
+        int fd = ring[index].fd;
+        marked[fd] = 1;
+        __atomic_store_n(&table[fd].state, S_CLOSED, __ATOMIC_RELAXED);
+        lo = fd < lo ? fd : lo;
+        hi = fd > hi ? fd : hi;
+        released++;
+    }
+    ring_head = (ring_head + count) % capacity;
+    ring_len -= count;
+    for (int fd = lo; fd <= hi;) {
+        if (!marked[fd]) {
+            fd++;
+            continue;
+        }
+        int end = fd;
+        while (end < hi && marked[end + 1])
+            end++;
+        for (int i = fd; i <= end; i++)
+            marked[i] = 0;
+        close_range_fn range = real_close_range();
+        if (end == fd || !range || range((unsigned)fd, (unsigned)end, 0) != 0)
+            for (int i = fd; i <= end; i++)
+                real_close()(i);
+        fd = end + 1;
+    }
     return released;
 }
 
+static int release_all_tombs(void) { return release_oldest(ring_len); }
+
 /* Put a close-on-exec O_PATH descriptor on the free number `fd`, without ever replacing a
  * descriptor that another thread (or libc, unseen) has just been given: F_DUPFD takes the
- * lowest free number >= fd, so it lands on fd only if fd is still free. */
+ * lowest free number >= fd, so it lands on fd only if fd is still free. The source is the last
+ * tombstone placed (a dup costs less than a path lookup), or "/" opened afresh.
+ *
+ * The ring holds between K and 2K tombstones: when 2K are held, the oldest K (each quarantined
+ * for at least K closes since) are released together, most often with one close_range. */
+static int last_tomb = -1;
 static void place_tomb(int fd) {
     if (fd < 3 || quarantine_k <= 0)
         return;
-    int t = real_openat()(AT_FDCWD, "/", O_PATH | O_CLOEXEC);
+    int t;
+    if (last_tomb >= 0 && table[last_tomb].state == S_TOMB) {
+        t = real_fcntl()(last_tomb, F_DUPFD_CLOEXEC, fd);
+    } else {
+        t = real_openat()(AT_FDCWD, "/", O_PATH | O_CLOEXEC);
+        if (t >= 0 && t < fd) {
+            int u = real_fcntl()(t, F_DUPFD_CLOEXEC, fd);
+            real_close()(t);
+            t = u;
+        }
+    }
     if (t < 0)
         return;
     if (t != fd) {
-        int u = t < fd ? real_fcntl()(t, F_DUPFD_CLOEXEC, fd) : -1;
         real_close()(t);
-        if (u < 0)
-            return;
-        if (u != fd) {
-            real_close()(u);
-            return;
-        }
+        return;
     }
     struct slot *s = &table[fd];
-    s->state = S_TOMB;
+    __atomic_store_n(&s->state, S_TOMB, __ATOMIC_RELAXED);
     s->tomb_seq = ++tomb_seq_next;
-    if (ring_len == quarantine_k) {
-        release_tomb_at(ring_head);
-        ring_head = (ring_head + 1) % quarantine_k;
-        ring_len--;
-    }
-    int at = (ring_head + ring_len) % quarantine_k;
+    last_tomb = fd;
+    if (ring_len == 2 * quarantine_k)
+        release_oldest(quarantine_k);
+    int at = (ring_head + ring_len) % (2 * quarantine_k);
     ring[at].fd = fd;
     ring[at].seq = s->tomb_seq;
     ring_len++;
