@@ -200,3 +200,18 @@ fn dup2_onto_stdout() {
 fn close_stdin_then_open_gives_zero() {
     clean("stdin_reopen", &[]);
 }
+
+#[test]
+fn tombstones_never_reach_an_exec() {
+    clean("exec_after_close", &[]);
+}
+
+#[test]
+fn dup2_onto_a_quarantined_number() {
+    clean("dup2_onto_closed", &["out.txt"]);
+}
+
+#[test]
+fn emfile_gives_quarantined_numbers_back() {
+    clean("emfile", &[]);
+}
