@@ -6,6 +6,7 @@
 //! under a name that is the hash of its bytes; each process writes its findings to
 //! `PID.audit` in a fresh temporary directory, read back when the program has exited.
 
+pub mod bench;
 mod report;
 mod symbolize;
 
