@@ -80,7 +80,7 @@ static void *self_base;
 struct finding {
     const char *kind, *call, *prev_call, *open_call;
     const void *owner;
-    int owner_kind, fd;
+    int owner_kind, fd, quarantined;
     struct stack stack, previous, opened;
 };
 static TLS int in_hook;
@@ -257,6 +257,8 @@ static void emit(const struct finding *f) {
         put(&b, f->open_call);
         put(&b, "\n");
     }
+    if (f->quarantined)
+        put(&b, "Q\n");
     if (f->owner_kind == O_FILE)
         put(&b, "W\tFILE*\n");
     else if (f->owner_kind == O_DIR)
@@ -317,6 +319,7 @@ static void describe(struct finding *f, const char *kind, int fd, const char *ca
     f->open_call = s->opened.n ? s->open_call : NULL;
     f->owner_kind = s->owner_kind;
     f->owner = s->owner;
+    f->quarantined = s->state == S_TOMB;
     f->stack = *now;
     f->previous = s->closed;
     f->opened = s->opened;

@@ -6,6 +6,7 @@
 //! C <call>                           the earlier close (fclose, close, ...), if known
 //! O <call>                           the call that opened the number, if seen
 //! W <owner>                          the owner: FILE*, DIR*, or a type's tag
+//! Q                                  the number was quarantined: the call hit a tombstone
 //! F <section> <offset> <sym> <module>  a return address: section is stack, previous or
 //!                                    opened; offset is relative to the module's load address
 //! E                                  end
@@ -32,6 +33,8 @@ pub struct RawFinding {
     pub opened_call: Option<String>,
     /// Who owned the number: `FILE*`, `DIR*`, or a tag announced by an owner type.
     pub owner: Option<String>,
+    /// The number was quarantined: the call hit the tombstone, not a file opened since.
+    pub quarantined: bool,
     /// The stack of the call.
     pub stack: Vec<RawFrame>,
     /// The stack of the earlier close.
@@ -77,6 +80,7 @@ pub fn parse(text: &str) -> Vec<RawFinding> {
             ("C", Some(f)) => f.previous_call = Some(rest(line)),
             ("O", Some(f)) => f.opened_call = Some(rest(line)),
             ("W", Some(f)) => f.owner = Some(rest(line)),
+            ("Q", Some(f)) => f.quarantined = true,
             ("F", Some(f)) => {
                 let mut parts = line.splitn(5, '\t').skip(1);
                 let (Some(section), Some(offset), Some(symbol), Some(module)) =
@@ -118,7 +122,7 @@ mod tests {
 
     #[test]
     fn parses_a_block_and_drops_an_unfinished_one() {
-        let text = "B\tdouble_close\t3\t42\tclose\nX\t/bin/x\nC\tfclose\nO\topen\nW\tFILE*\n\
+        let text = "B\tdouble_close\t3\t42\tclose\nX\t/bin/x\nC\tfclose\nO\topen\nQ\nW\tFILE*\n\
                     F\tstack\t0x1237\t-\t/bin/x\nF\tprevious\t0x20\tmain\t/lib/a b.so\n\
                     F\topened\t0x30\t-\t/bin/x\nE\nB\tleak\t4\t42\topen\nF\topened\t0x1\t-\t/x\n";
         let found = parse(text);
@@ -127,6 +131,7 @@ mod tests {
         assert_eq!((f.kind.as_str(), f.fd, f.pid), ("double_close", 3, 42));
         assert_eq!(f.previous_call.as_deref(), Some("fclose"));
         assert_eq!(f.owner.as_deref(), Some("FILE*"));
+        assert!(f.quarantined);
         assert_eq!(f.stack[0].offset, 0x1237);
         assert_eq!(f.previous[0].module, "/lib/a b.so");
         assert_eq!(f.previous[0].symbol.as_deref(), Some("main"));

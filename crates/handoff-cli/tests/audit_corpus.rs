@@ -42,6 +42,7 @@ fn double_close_names_both_closers_and_the_opener() {
         let f = one_finding(&audit.findings, &audit.report);
         assert_eq!(f["kind"], "double_close");
         assert_eq!(f["call"], "close");
+        assert_eq!(f["quarantined"], quarantine == "64", "{}", audit.report);
         assert!(names(&f, "stack", "second_owner"), "{}", audit.report);
         assert!(names(&f, "previous", "first_owner"), "{}", audit.report);
         assert!(names(&f, "opened", "open_it"), "{}", audit.report);
@@ -82,6 +83,7 @@ fn stale_close_is_reported_and_the_victims_file_survives() {
         audit.report
     );
     assert_eq!(f["previous_call"], "fclose");
+    assert_eq!(f["quarantined"], true);
     assert!(names(&f, "opened", "library_open"), "{}", audit.report);
     // The readable report says the same.
     assert!(

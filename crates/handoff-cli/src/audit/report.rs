@@ -94,6 +94,13 @@ pub fn text(findings: &[Finding]) -> String {
         let prefix = format!("=={}==", raw.pid);
         out.push_str(&format!("{prefix} {}: {}\n", raw.kind, headline(raw)));
         out.push_str(&format!("{prefix}  in {}\n", raw.program));
+        if raw.quarantined {
+            out.push_str(&format!(
+                "{prefix}  defused: the number was quarantined, so this {} hit a tombstone \
+                 (EBADF), not a file opened since\n",
+                raw.call
+            ));
+        }
         push_stack(&mut out, &prefix, None, &finding.stack);
         if !finding.previous.is_empty() {
             let by = raw.previous_call.as_deref().unwrap_or("a close");
@@ -162,6 +169,7 @@ pub fn json(findings: &[Finding]) -> Value {
                 "call": raw.call,
                 "program": raw.program,
                 "owner": raw.owner,
+                "quarantined": raw.quarantined,
                 "previous_call": raw.previous_call,
                 "opened_call": raw.opened_call,
                 "stack": frames_json(&f.stack),
