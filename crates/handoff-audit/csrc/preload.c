@@ -75,18 +75,25 @@ static char report_dir[512];
 static char exe_path[1024];
 static void *self_base;
 
-/* Per thread: the recursion guard, and a double close held back until the next call shows
- * whether it was part of a close-all loop (consecutive numbers). */
+/* Per thread: the recursion guard, and the last finding made by a close, written at once (a
+ * program may abort right after it) and retracted if the next close shows that it was part of
+ * a close-all loop (consecutive numbers). */
 struct finding {
     const char *kind, *call, *prev_call, *open_call;
     const void *owner;
     int owner_kind, fd, quarantined;
+    unsigned long id; /* nonzero: may be retracted (a close that may belong to a loop) */
     struct stack stack, previous, opened;
 };
 static TLS int in_hook;
 static TLS int last_close_fd = -2;
-static TLS int pending_active;
-static TLS struct finding pending;
+/* The current run of closes of consecutive numbers, and the findings made in its first
+ * RUN_PROOF closes (retracted once the run is long enough to be a loop). */
+enum { RUN_PROOF = 4 };
+static TLS int run_len;
+static TLS int run_found;
+static TLS unsigned long run_ids[RUN_PROOF];
+static unsigned long finding_ids;
 
 /* ---- the real functions ------------------------------------------------------------- */
 
@@ -233,6 +240,8 @@ static void put_stack(struct buf *b, const char *section, const struct stack *s)
     }
 }
 
+static void write_record(const struct buf *record);
+
 static void emit(const struct finding *f) {
     struct buf b;
     b.len = 0;
@@ -247,6 +256,11 @@ static void emit(const struct finding *f) {
     put(&b, "\nX\t");
     put(&b, exe_path);
     put(&b, "\n");
+    if (f->id) {
+        put(&b, "I\t");
+        put_num(&b, f->id, 0);
+        put(&b, "\n");
+    }
     if (f->prev_call) {
         put(&b, "C\t");
         put(&b, f->prev_call);
@@ -273,25 +287,35 @@ static void emit(const struct finding *f) {
     put_stack(&b, "opened", &f->opened);
     put(&b, "E\n");
 
+    write_record(&b);
+}
+
+/* Append one record to this process's report file (one write: O_APPEND keeps records whole). */
+static void write_record(const struct buf *record) {
+    const struct buf *rb = record;
     int saved = errno;
     int out = 2;
     if (report_dir[0]) {
-        char path[600];
-        struct buf p;
-        p.len = 0;
-        put(&p, report_dir);
-        put(&p, "/");
-        put_int(&p, getpid());
-        put(&p, ".audit");
-        p.data[p.len < sizeof p.data ? p.len : sizeof p.data - 1] = 0;
-        memcpy(path, p.data, p.len + 1 < sizeof path ? p.len + 1 : sizeof path);
-        path[sizeof path - 1] = 0;
+        char path[sizeof report_dir + 24], digits[16];
+        size_t n = strlen(report_dir);
+        int i = sizeof digits;
+        unsigned int pid = (unsigned int)getpid();
+        memcpy(path, report_dir, n);
+        path[n++] = '/';
+        digits[--i] = 0;
+        do {
+            digits[--i] = (char)('0' + pid % 10);
+            pid /= 10;
+        } while (pid && i > 0);
+        memcpy(path + n, digits + i, sizeof digits - (size_t)i - 1);
+        n += sizeof digits - (size_t)i - 1;
+        memcpy(path + n, ".audit", 7);
         out = real_open()(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     }
     if (out >= 0) {
         size_t done = 0;
-        while (done < b.len) {
-            ssize_t w = real_write()(out, b.data + done, b.len - done);
+        while (done < rb->len) {
+            ssize_t w = real_write()(out, rb->data + done, rb->len - done);
             if (w <= 0)
                 break;
             done += (size_t)w;
@@ -302,11 +326,18 @@ static void emit(const struct finding *f) {
     errno = saved;
 }
 
-static void flush_pending(void) {
-    if (pending_active) {
-        pending_active = 0;
-        emit(&pending);
+/* The findings made at the start of this run of closes were a close-all loop after all. */
+static void retract_run(void) {
+    struct buf b;
+    b.len = 0;
+    for (int i = 0; i < run_found; i++) {
+        put(&b, "R\t");
+        put_num(&b, run_ids[i], 0);
+        put(&b, "\n");
     }
+    if (run_found)
+        write_record(&b);
+    run_found = 0;
 }
 
 /* Fill a finding from a slot; call with the lock held. */
@@ -320,6 +351,7 @@ static void describe(struct finding *f, const char *kind, int fd, const char *ca
     f->owner_kind = s->owner_kind;
     f->owner = s->owner;
     f->quarantined = s->state == S_TOMB;
+    f->id = 0;
     f->stack = *now;
     f->previous = s->closed;
     f->opened = s->opened;
@@ -446,8 +478,7 @@ static void mark_closed(int fd, const char *call, const struct stack *st) {
     int hooked_ = ready && !in_hook;                                                          \
     if (hooked_) {                                                                           \
         in_hook = 1;                                                                         \
-        if (pending_active)                                                                  \
-            flush_pending();                                                                 \
+        run_len = 0;                                                                         \
         last_close_fd = -2;                                                                  \
     }
 #define LEAVE() (in_hook = hooked_ ? 0 : in_hook)
@@ -515,13 +546,17 @@ static int on_closed_number(int fd, const char *call) {
 }
 
 static inline int io_check(int fd, const char *call) {
-    if ((unsigned)fd >= MAX_FDS || !ready || in_hook)
+    if (!ready || in_hook)
+        return 0;
+    /* Any call between two closes means they were not a close-all loop. */
+    run_len = 0;
+    last_close_fd = -2;
+    if ((unsigned)fd >= MAX_FDS)
         return 0;
     unsigned char state = __atomic_load_n(&table[fd].state, __ATOMIC_RELAXED);
-    if (__builtin_expect(state < S_CLOSED && !pending_active, 1))
+    if (__builtin_expect(state < S_CLOSED, 1))
         return 0;
     in_hook = 1;
-    flush_pending();
     int deny = state >= S_CLOSED ? on_closed_number(fd, call) : 0;
     in_hook = 0;
     if (deny)
@@ -682,6 +717,16 @@ EXPORT int dup3(int fd, int target, int flags) {
 
 static int do_fcntl(fcntl_fn real, int fd, int cmd, va_list ap) {
     void *arg = va_arg(ap, void *);
+    if (cmd == F_GETFD || cmd == F_GETFL) {
+        /* "Is this number open?" is a question, not a use: no finding, but a quarantined
+         * number must answer as a closed one does. */
+        if ((unsigned)fd < MAX_FDS && ready && !in_hook &&
+            __atomic_load_n(&table[fd].state, __ATOMIC_RELAXED) == S_TOMB) {
+            errno = EBADF;
+            return -1;
+        }
+        return real(fd, cmd, arg);
+    }
     if (io_check(fd, "fcntl"))
         return -1;
     if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
@@ -906,15 +951,18 @@ EXPORT int close(int fd) {
     if (!ready || in_hook || fd < 0 || fd >= MAX_FDS)
         return real_close()(fd);
     in_hook = 1;
-    /* A close-all loop closes consecutive numbers: a finding held back is dropped when the
-     * next close is its neighbour, and none is made inside such a run. */
-    int run = fd == last_close_fd + 1 || fd == last_close_fd - 1;
-    if (pending_active) {
-        if (run && (pending.fd == fd - 1 || pending.fd == fd + 1))
-            pending_active = 0;
-        else
-            flush_pending();
+    /* A close-all loop closes consecutive numbers with nothing in between: the findings of the
+     * first RUN_PROOF closes of such a run are written (the program may die next) and
+     * retracted when the run goes on; none is made further in. */
+    if (run_len > 0 && (fd == last_close_fd + 1 || fd == last_close_fd - 1)) {
+        run_len++;
+    } else {
+        run_len = 1;
+        run_found = 0;
     }
+    if (run_len == RUN_PROOF)
+        retract_run();
+    int run = run_len >= RUN_PROOF;
     last_close_fd = fd;
 
     struct stack st;
@@ -943,8 +991,10 @@ EXPORT int close(int fd) {
     unlock_table();
 
     if (finding && !run) {
-        pending = f;
-        pending_active = 1;
+        f.id = __atomic_add_fetch(&finding_ids, 1, __ATOMIC_RELAXED);
+        emit(&f);
+        if (run_found < RUN_PROOF)
+            run_ids[run_found++] = f.id;
     }
     if (deny) {
         in_hook = 0;
@@ -1152,7 +1202,6 @@ __attribute__((destructor)) static void fini(void) {
     if (!ready)
         return;
     in_hook = 1;
-    flush_pending();
     if (leaks) {
         for (int fd = 3; fd < MAX_FDS; fd++) {
             struct finding f;

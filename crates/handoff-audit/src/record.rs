@@ -3,6 +3,7 @@
 //! ```text
 //! B <kind> <fd> <pid> <call>         begin: double_close 3 4242 close
 //! X <program>                        /proc/self/exe of the process
+//! I <id>                             a finding of a close that a later record may retract
 //! C <call>                           the earlier close (fclose, close, ...), if known
 //! O <call>                           the call that opened the number, if seen
 //! W <owner>                          the owner: FILE*, DIR*, or a type's tag
@@ -10,6 +11,8 @@
 //! F <section> <offset> <sym> <module>  a return address: section is stack, previous or
 //!                                    opened; offset is relative to the module's load address
 //! E                                  end
+//! R <id>                             (outside a block) the finding with that id was a close
+//!                                    in a close-all loop after all: drop it
 //! ```
 //! Fields are separated by tabs; the module path is last so that it may hold anything but a
 //! newline.
@@ -57,7 +60,9 @@ pub struct RawFrame {
 /// Parses the records of one file; an unfinished block (a process killed mid-write) is
 /// dropped, and unknown lines are skipped, so that a newer library never breaks an older CLI.
 pub fn parse(text: &str) -> Vec<RawFinding> {
-    let mut findings = Vec::new();
+    let mut findings: Vec<(Option<u64>, RawFinding)> = Vec::new();
+    let mut retracted = std::collections::HashSet::new();
+    let mut id = None;
     let mut current: Option<RawFinding> = None;
     for line in text.lines() {
         let mut fields = line.split('\t');
@@ -68,6 +73,7 @@ pub fn parse(text: &str) -> Vec<RawFinding> {
                 let fd = fields.next().and_then(|f| f.parse().ok()).unwrap_or(-1);
                 let pid = fields.next().and_then(|f| f.parse().ok()).unwrap_or(0);
                 let call = fields.next().unwrap_or("-").to_owned();
+                id = None;
                 current = Some(RawFinding {
                     kind,
                     fd,
@@ -77,6 +83,10 @@ pub fn parse(text: &str) -> Vec<RawFinding> {
                 });
             }
             ("X", Some(f)) => f.program = rest(line),
+            ("I", Some(_)) => id = rest(line).parse().ok(),
+            ("R", None) => {
+                retracted.extend(rest(line).parse::<u64>().ok());
+            }
             ("C", Some(f)) => f.previous_call = Some(rest(line)),
             ("O", Some(f)) => f.opened_call = Some(rest(line)),
             ("W", Some(f)) => f.owner = Some(rest(line)),
@@ -103,11 +113,15 @@ pub fn parse(text: &str) -> Vec<RawFinding> {
                     _ => {}
                 }
             }
-            ("E", Some(_)) => findings.extend(current.take()),
+            ("E", Some(_)) => findings.extend(current.take().map(|f| (id, f))),
             _ => {}
         }
     }
     findings
+        .into_iter()
+        .filter(|(id, _)| id.is_none_or(|id| !retracted.contains(&id)))
+        .map(|(_, finding)| finding)
+        .collect()
 }
 
 fn rest(line: &str) -> String {
@@ -119,6 +133,14 @@ fn rest(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retracted_finding_is_dropped() {
+        let text = "B\tdouble_close\t3\t42\tclose\nI\t1\nE\nB\tdouble_close\t9\t42\tclose\nI\t2\nE\nR\t1\n";
+        let found = parse(text);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].fd, 9);
+    }
 
     #[test]
     fn parses_a_block_and_drops_an_unfinished_one() {

@@ -217,3 +217,17 @@ fn dup2_onto_a_quarantined_number() {
 fn emfile_gives_quarantined_numbers_back() {
     clean("emfile", &[]);
 }
+
+#[test]
+fn a_finding_survives_an_abort_right_after_it() {
+    let binary = compile("abort_after");
+    let dir = tempfile::tempdir().unwrap();
+    let native = native(&binary, &[], dir.path());
+    let audit = audited(&[], &binary, &[], dir.path());
+    let f = one_finding(&audit.findings, &audit.report);
+    assert_eq!(f["kind"], "double_close");
+    assert!(names(&f, "stack", "second_close"), "{}", audit.report);
+    // Killed by SIGABRT either way: the shell's 128 + 6.
+    assert_eq!(native.status.code(), None);
+    assert_eq!(audit.output.status.code(), Some(134));
+}
