@@ -718,10 +718,12 @@ EXPORT int dup3(int fd, int target, int flags) {
 static int do_fcntl(fcntl_fn real, int fd, int cmd, va_list ap) {
     void *arg = va_arg(ap, void *);
     if (cmd == F_GETFD || cmd == F_GETFL) {
-        /* "Is this number open?" is a question, not a use: no finding, but a quarantined
-         * number must answer as a closed one does. */
+        /* "Is this number open?" about a number long closed is a fair question; about one
+         * closed a moment ago (still quarantined) it is how Rust's std, in debug builds, checks
+         * an OwnedFd before closing it: a use after close, answered as a closed number. */
         if ((unsigned)fd < MAX_FDS && ready && !in_hook &&
             __atomic_load_n(&table[fd].state, __ATOMIC_RELAXED) == S_TOMB) {
+            io_check(fd, "fcntl");
             errno = EBADF;
             return -1;
         }
