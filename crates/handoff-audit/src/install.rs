@@ -39,3 +39,23 @@ pub fn install(dir: &Path) -> io::Result<PathBuf> {
     file.persist(&path).map_err(|e| named(e.error, &path))?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installs_once_and_replaces_a_damaged_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = install(&dir.path().join("cache")).unwrap();
+        assert_eq!(fs::read(&first).unwrap(), LIBRARY);
+        let modified = fs::metadata(&first).unwrap().modified().unwrap();
+        assert_eq!(install(&dir.path().join("cache")).unwrap(), first);
+        assert_eq!(fs::metadata(&first).unwrap().modified().unwrap(), modified);
+        fs::write(&first, b"not the library").unwrap();
+        assert_eq!(install(&dir.path().join("cache")).unwrap(), first);
+        assert_eq!(fs::read(&first).unwrap(), LIBRARY);
+        // An ELF shared object, as the build script made it.
+        assert_eq!(&LIBRARY[..4], b"\x7fELF");
+    }
+}
