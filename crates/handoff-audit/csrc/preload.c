@@ -176,10 +176,79 @@ REAL(ssize_t, send, int, const void *, size_t, int)
 
 /* ---- stacks and reports ------------------------------------------------------------- */
 
+/* HANDOFF_AUDIT_STACKS=fast: walk frame pointers instead of unwinding with DWARF. This library
+ * keeps frame pointers, so the walk always reaches the hook's caller; beyond it, it follows the
+ * program's frame pointers, which only code built with them has (-O0, -fno-omit-frame-pointer):
+ * elsewhere it stops early, bounded by this thread's stack so that it never reads outside it. */
+static int fast_stacks;
+static uintptr_t main_stack_lo, main_stack_hi;
+static TLS uintptr_t stack_lo, stack_hi;
+
+static void thread_stack_bounds(void) {
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    if (here >= main_stack_lo && here < main_stack_hi) {
+        stack_lo = main_stack_lo;
+        stack_hi = main_stack_hi;
+        return;
+    }
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *addr;
+        size_t size;
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+            stack_lo = (uintptr_t)addr;
+            stack_hi = stack_lo + size;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    if (!stack_hi)
+        stack_lo = stack_hi = 1; /* unknown: walk nothing */
+}
+
+static void capture_fast(struct stack *s) {
+    if (!stack_hi)
+        thread_stack_bounds();
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    int n = 0;
+    while (n < DEPTH && fp >= stack_lo && fp + 2 * sizeof(uintptr_t) <= stack_hi && !(fp & 7)) {
+        const uintptr_t *frame = (const uintptr_t *)fp;
+        if (frame[1] < 4096)
+            break;
+        s->pc[n++] = (void *)frame[1];
+        if (frame[0] <= fp)
+            break;
+        fp = frame[0];
+    }
+    s->n = n;
+}
+
 static void capture(struct stack *s) {
+    if (fast_stacks) {
+        capture_fast(s);
+        return;
+    }
     s->n = backtrace(s->pc, DEPTH);
     if (s->n < 0)
         s->n = 0;
+}
+
+/* The main thread's stack, from /proc/self/maps (at load time, before any hook runs). */
+static void find_main_stack(void) {
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (!maps)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, maps)) {
+        if (strstr(line, "[stack]")) {
+            unsigned long lo, hi;
+            if (sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+                main_stack_lo = lo;
+                main_stack_hi = hi;
+            }
+            break;
+        }
+    }
+    fclose(maps);
 }
 
 struct buf {
@@ -1190,6 +1259,10 @@ __attribute__((constructor)) static void init(void) {
     }
     const char *l = getenv("HANDOFF_AUDIT_LEAKS");
     leaks = l && l[0] == '1';
+    const char *stacks = getenv("HANDOFF_AUDIT_STACKS");
+    fast_stacks = stacks && strcmp(stacks, "fast") == 0;
+    if (fast_stacks)
+        find_main_stack();
     pthread_atfork(before_fork, after_fork, after_fork);
     /* Resolve every real function now, outside any hook. */
     real_close();

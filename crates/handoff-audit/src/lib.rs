@@ -29,5 +29,7 @@ pub const LIBRARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libhandoff_
 pub const DIR_VAR: &str = "HANDOFF_AUDIT_DIR";
 /// How many closed numbers stay quarantined (default 64, at most 4096, 0 turns it off).
 pub const QUARANTINE_VAR: &str = "HANDOFF_AUDIT_QUARANTINE";
+/// `fast`: stacks by frame-pointer walk instead of DWARF unwinding (see `handoff audit --help`).
+pub const STACKS_VAR: &str = "HANDOFF_AUDIT_STACKS";
 /// `1`: report the descriptors still open at exit.
 pub const LEAKS_VAR: &str = "HANDOFF_AUDIT_LEAKS";

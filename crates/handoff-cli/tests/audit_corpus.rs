@@ -15,10 +15,14 @@ fn one_finding(findings: &[Value], report: &str) -> Value {
 
 /// A correct program: nothing found, same stdout and status with and without the audit.
 fn clean(name: &str, args: &[&str]) {
+    clean_with(&[], name, args);
+}
+
+fn clean_with(options: &[&str], name: &str, args: &[&str]) {
     let binary = compile(name);
     let dir = tempfile::tempdir().unwrap();
     let native = native(&binary, args, dir.path());
-    let audit = audited(&[], &binary, args, dir.path());
+    let audit = audited(options, &binary, args, dir.path());
     assert!(audit.findings.is_empty(), "{name}: {}", audit.report);
     assert_eq!(
         String::from_utf8_lossy(&audit.output.stdout),
@@ -37,12 +41,16 @@ fn clean(name: &str, args: &[&str]) {
 fn double_close_names_both_closers_and_the_opener() {
     let binary = compile("double_close");
     let dir = tempfile::tempdir().unwrap();
-    for quarantine in ["64", "0"] {
-        let audit = audited(&["--quarantine", quarantine], &binary, &[], dir.path());
+    for (options, quarantined) in [
+        (&["--quarantine", "64"][..], true),
+        (&["--quarantine", "0"], false),
+        (&["--fast-stacks"], true),
+    ] {
+        let audit = audited(options, &binary, &[], dir.path());
         let f = one_finding(&audit.findings, &audit.report);
         assert_eq!(f["kind"], "double_close");
         assert_eq!(f["call"], "close");
-        assert_eq!(f["quarantined"], quarantine == "64", "{}", audit.report);
+        assert_eq!(f["quarantined"], quarantined, "{}", audit.report);
         assert!(names(&f, "stack", "second_owner"), "{}", audit.report);
         assert!(names(&f, "previous", "first_owner"), "{}", audit.report);
         assert!(names(&f, "opened", "open_it"), "{}", audit.report);
@@ -176,6 +184,12 @@ fn error_exitcode_only_when_something_was_found() {
 #[test]
 fn threads_racing_opens_and_closes() {
     clean("threads", &[]);
+}
+
+/// Frame-pointer stacks walk every thread's own stack (its bounds found once per thread).
+#[test]
+fn threads_with_fast_stacks() {
+    clean_with(&["--fast-stacks"], "threads", &[]);
 }
 
 #[test]

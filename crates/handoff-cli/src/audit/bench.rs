@@ -71,11 +71,16 @@ pub fn run(spec: &BenchAudit) -> Result<(), String> {
     let mut native = Command::new(&binary);
     native.arg(&input).arg(&iterations);
     variants.push(("native".into(), native));
-    for quarantine in ["64", "0"] {
+    for options in [
+        &["--quarantine", "64"][..],
+        &["--quarantine", "0"],
+        &["--fast-stacks"],
+        &["--fast-stacks", "--quarantine", "0"],
+    ] {
         let mut audit = Command::new(&handoff);
-        audit.args(["audit", "--quarantine", quarantine, "--"]);
+        audit.arg("audit").args(options).arg("--");
         loop_args(&mut audit);
-        variants.push((format!("handoff audit --quarantine {quarantine}"), audit));
+        variants.push((format!("handoff audit {}", options.join(" ")), audit));
     }
     if spec.peers {
         let mut strace = Command::new("strace");
@@ -100,7 +105,7 @@ pub fn run(spec: &BenchAudit) -> Result<(), String> {
             .into_iter()
             .fold(f64::INFINITY, f64::min);
         let base = *baseline.get_or_insert(best);
-        println!("  {name:<32} {best:>9.3} s  {:>6.2}x", best / base);
+        println!("  {name:<48} {best:>9.3} s  {:>6.2}x", best / base);
     }
     Ok(())
 }

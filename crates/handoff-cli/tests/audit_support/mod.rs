@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 
@@ -15,8 +15,20 @@ fn build_dir() -> &'static Path {
         .path()
 }
 
-/// Compiles `tests/audit_corpus/NAME.c` with `cc -g -O0 -pthread` and returns the binary.
+/// Compiles `tests/audit_corpus/NAME.c` with `cc -g -O0 -pthread` (once per test binary: two
+/// tests may run one program at the same time) and returns the binary.
 pub fn compile(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let path = compile_now(name);
+    built.push((name.to_owned(), path.clone()));
+    path
+}
+
+fn compile_now(name: &str) -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/audit_corpus")
         .join(format!("{name}.c"));
