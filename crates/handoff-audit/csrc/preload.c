@@ -150,11 +150,6 @@ REAL(int, close, int)
 REAL(int, close_range, unsigned int, unsigned int, int)
 REAL(void, closefrom, int)
 REAL(pid_t, fork, void)
-REAL(int, execve, const char *, char *const[], char *const[])
-REAL(int, execv, const char *, char *const[])
-REAL(int, execvp, const char *, char *const[])
-REAL(int, execvpe, const char *, char *const[], char *const[])
-REAL(void, _exit, int)
 REAL(ssize_t, read, int, void *, size_t)
 REAL(ssize_t, __read_chk, int, void *, size_t, size_t)
 REAL(ssize_t, write, int, const void *, size_t)
@@ -1137,43 +1132,13 @@ EXPORT void closefrom(int first) {
 
 /* ---- processes ---------------------------------------------------------------------- */
 
-EXPORT pid_t fork(void) {
-    ENTER();
-    pid_t r = real_fork()();
-    LEAVE();
-    return r;
-}
-
-/* A vfork child shares our memory: its hooks would write the parent's table. Make it a fork
+/* A fork child gets a copy of the table (and of the tombstones, which are close-on-exec); the
+ * table lock is taken around fork (pthread_atfork, at load) so the copy is never mid-update.
+ * posix_spawn needs nothing: its file actions run in the child, inside libc.
+ *
+ * A vfork child shares our memory: its hooks would write the parent's table. Make it a fork
  * (what vfork's callers may rely on is a subset of what fork gives). */
-EXPORT pid_t vfork(void) { return fork(); }
-
-EXPORT int execve(const char *p, char *const a[], char *const e[]) {
-    ENTER();
-    LEAVE();
-    return real_execve()(p, a, e);
-}
-EXPORT int execv(const char *p, char *const a[]) {
-    ENTER();
-    LEAVE();
-    return real_execv()(p, a);
-}
-EXPORT int execvp(const char *p, char *const a[]) {
-    ENTER();
-    LEAVE();
-    return real_execvp()(p, a);
-}
-EXPORT int execvpe(const char *p, char *const a[], char *const e[]) {
-    ENTER();
-    LEAVE();
-    return real_execvpe()(p, a, e);
-}
-EXPORT void _exit(int status) {
-    ENTER();
-    LEAVE();
-    real__exit()(status);
-    __builtin_unreachable();
-}
+EXPORT pid_t vfork(void) { return real_fork()(); }
 
 /* ---- I/O on existing descriptors ---------------------------------------------------- */
 
