@@ -20,6 +20,9 @@ use crate::partition::{self, Job};
 pub enum BenchCommand {
     /// Generate a seeded input and partition it; report records/s and MB/s.
     Partition(BenchPartition),
+    /// Time an open/read/close loop natively and under `handoff audit` (Linux).
+    #[cfg(target_os = "linux")]
+    Audit(crate::audit::bench::BenchAudit),
 }
 
 #[derive(clap::Args)]
@@ -95,7 +98,11 @@ fn generate(spec: &BenchPartition, path: &std::path::Path) -> Result<u64, String
 }
 
 pub fn run(command: BenchCommand) -> Result<(), String> {
-    let BenchCommand::Partition(spec) = command;
+    let spec = match command {
+        BenchCommand::Partition(spec) => spec,
+        #[cfg(target_os = "linux")]
+        BenchCommand::Audit(spec) => return crate::audit::bench::run(&spec),
+    };
     let temp;
     let dir = match &spec.dir {
         Some(dir) => {

@@ -5,6 +5,8 @@
 //! asks for something impossible; 130 / 143 stopped by SIGINT / SIGTERM after writing every
 //! record read so far.
 
+#[cfg(target_os = "linux")]
+mod audit;
 mod bench;
 mod partition;
 mod progress;
@@ -27,6 +29,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Partition(Job),
+    /// Run a program and report its descriptor ownership bugs (double close, close of a
+    /// FILE*'s descriptor, use after close, leaks), quarantining closed numbers meanwhile.
+    ///
+    /// Exit status: the program's own, or --error-exitcode N when anything was found.
+    #[cfg(target_os = "linux")]
+    Audit(audit::AuditArgs),
     /// Measure handoff on generated input.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -111,6 +119,11 @@ fn main() -> ExitCode {
                 }
             }
         }
+        #[cfg(target_os = "linux")]
+        Command::Audit(args) => audit::run(args).unwrap_or_else(|message| {
+            eprintln!("handoff audit: {message}");
+            ExitCode::from(1)
+        }),
         Command::Bench(command) => match bench::run(command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {

@@ -157,7 +157,10 @@ impl CrtFd {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn into_raw(self) -> c_int {
-        ManuallyDrop::new(self).raw
+        let raw = ManuallyDrop::new(self).raw;
+        #[cfg(unix)]
+        sys::disown(raw);
+        raw
     }
 
     /// A new OS handle to the same file, for a library that will close it; `self` stays open

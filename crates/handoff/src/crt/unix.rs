@@ -11,7 +11,18 @@ pub(super) fn open_crt(fd: OwnedFd, access: Access) -> io::Result<c_int> {
     if access == Access::Append {
         set_append(&fd)?;
     }
-    Ok(fd.into_raw_fd())
+    let raw = fd.into_raw_fd();
+    #[cfg(target_os = "linux")]
+    super::audit_tag::own(raw, c"handoff::crt::CrtFd");
+    Ok(raw)
+}
+
+/// `fd` leaves the `CrtFd` (closed by it, or handed to a C call that closes it).
+pub(super) fn disown(fd: c_int) {
+    #[cfg(target_os = "linux")]
+    super::audit_tag::disown(fd);
+    #[cfg(not(target_os = "linux"))]
+    let _ = fd;
 }
 
 fn set_append(fd: &OwnedFd) -> io::Result<()> {
@@ -39,6 +50,7 @@ pub(super) unsafe fn borrow_os<'a>(fd: c_int) -> BorrowedFd<'a> {
 }
 
 pub(super) fn close_crt(fd: c_int) -> io::Result<()> {
+    disown(fd);
     // SAFETY: the caller owns `fd` and gives it up here; it is closed once whatever the result
     // (on Linux and the BSDs `close` releases the number even when it reports an error).
     if unsafe { libc::close(fd) } == 0 {

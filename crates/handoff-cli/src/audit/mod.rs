@@ -1,0 +1,186 @@
+//! `handoff audit -- CMD`: run a program with the preload library of `handoff-audit`, then
+//! symbolize, merge and print what every process of it found.
+//!
+//! The library's bytes are embedded in this binary (see `handoff_audit::LIBRARY`) and written
+//! once to `$XDG_CACHE_HOME/handoff/` (or `~/.cache/handoff/`, or the temporary directory),
+//! under a name that is the hash of its bytes; each process writes its findings to
+//! `PID.audit` in a fresh temporary directory, read back when the program has exited.
+
+pub mod bench;
+mod report;
+mod symbolize;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use handoff_audit::{DIR_VAR, LEAKS_VAR, QUARANTINE_VAR, STACKS_VAR};
+
+use report::Finding;
+use symbolize::Symbolizer;
+
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    /// Also write every finding, of every process, as one JSON object to FILE (written even
+    /// when nothing is found).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the readable report to FILE instead of standard error.
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
+    /// Exit with N when anything was found (otherwise: the program's own status).
+    #[arg(long, value_name = "N")]
+    error_exitcode: Option<u8>,
+    /// Keep each closed number (>= 3) out of circulation for the next K closes, so that a late
+    /// second close cannot hit a file opened since; 0 turns it off (at most 4096).
+    #[arg(long, value_name = "K", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(0..=4096))]
+    quarantine: u16,
+    /// Also report the descriptors each process opened and still held at exit.
+    #[arg(long)]
+    leaks: bool,
+    /// Stacks by walking frame pointers instead of unwinding with DWARF: several times
+    /// cheaper per open and close, but past the caller of open/close only code built with frame
+    /// pointers (-O0, -fno-omit-frame-pointer) has its frames shown.
+    #[arg(long)]
+    fast_stacks: bool,
+    /// The program and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    command: Vec<OsString>,
+}
+
+/// Runs the audit; `Err` is a message for the CLI to print (exit 1).
+pub fn run(args: AuditArgs) -> Result<ExitCode, String> {
+    let library = install_library()?;
+    let reports = tempfile::Builder::new()
+        .prefix("handoff-audit-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a directory for the reports: {e}"))?;
+
+    let mut preload = OsString::from(&library);
+    if let Some(existing) = std::env::var_os("LD_PRELOAD").filter(|p| !p.is_empty()) {
+        preload.push(":");
+        preload.push(existing);
+    }
+    let mut command = Command::new(&args.command[0]);
+    command
+        .args(&args.command[1..])
+        .env("LD_PRELOAD", preload)
+        .env(DIR_VAR, reports.path())
+        .env(QUARANTINE_VAR, args.quarantine.to_string());
+    if args.leaks {
+        command.env(LEAKS_VAR, "1");
+    } else {
+        command.env_remove(LEAKS_VAR);
+    }
+    if args.fast_stacks {
+        command.env(STACKS_VAR, "fast");
+    } else {
+        command.env_remove(STACKS_VAR);
+    }
+
+    // The terminal's ^C goes to the program; we stay to report what it found.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGQUIT] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
+    }
+    let program = Path::new(&args.command[0]).display().to_string();
+    let status = match command.status() {
+        Ok(status) => status,
+        Err(error) => {
+            eprintln!("handoff audit: cannot run {program}: {error}");
+            let code = if error.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            return Ok(ExitCode::from(code));
+        }
+    };
+
+    let findings = collect(reports.path())?;
+    let text = report::text(&findings);
+    match &args.log_file {
+        Some(path) => fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display()))?,
+        None => {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        }
+    }
+    if let Some(path) = &args.json {
+        let mut body = serde_json::to_string_pretty(&report::json(&findings))
+            .map_err(|e| format!("cannot format the JSON report: {e}"))?;
+        body.push('\n');
+        fs::write(path, body).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+
+    if let (false, Some(code)) = (findings.is_empty(), args.error_exitcode) {
+        return Ok(ExitCode::from(code));
+    }
+    Ok(ExitCode::from(exit_code(status)))
+}
+
+/// The program's status as a shell reports it: its code, or 128 + the signal that ended it.
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(signal)) => 128u8.wrapping_add(signal as u8),
+        (None, None) => 1,
+    }
+}
+
+/// Writes the embedded library where the dynamic loader can map it: the user's cache, else the
+/// temporary directory.
+fn install_library() -> Result<PathBuf, String> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    let mut tried = Vec::new();
+    for dir in cache
+        .map(|c| c.join("handoff"))
+        .into_iter()
+        .chain([std::env::temp_dir().join("handoff-audit")])
+    {
+        match handoff_audit::install(&dir) {
+            Ok(path) => return Ok(path),
+            Err(error) => tried.push(error.to_string()),
+        }
+    }
+    Err(format!(
+        "cannot write the preload library: {}",
+        tried.join("; ")
+    ))
+}
+
+/// Every process's findings, in pid order, each process's in the order it found them.
+fn collect(dir: &Path) -> Result<Vec<Finding>, String> {
+    let mut files: Vec<(u32, PathBuf)> = fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let path = entry.path();
+            let pid = path.file_stem()?.to_str()?.parse().ok()?;
+            (path.extension()? == "audit").then_some((pid, path))
+        })
+        .collect();
+    files.sort();
+    let mut symbolizer = Symbolizer::default();
+    let mut findings = Vec::new();
+    for (_, path) in files {
+        let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for raw in handoff_audit::record::parse(&text) {
+            findings.push(Finding::resolve(raw, &mut symbolizer));
+        }
+    }
+    Ok(findings)
+}

@@ -1,0 +1,247 @@
+//! `handoff audit` on a corpus of small C programs compiled here (`cc -g -O0`): each buggy one
+//! gives the right kind naming the right functions; each correct one gives no finding and
+//! the same output and status as when run natively.
+#![cfg(target_os = "linux")]
+
+mod audit_support;
+
+use audit_support::{audited, compile, functions, names, native};
+use serde_json::Value;
+
+fn one_finding(findings: &[Value], report: &str) -> Value {
+    assert_eq!(findings.len(), 1, "expected one finding, got: {report}");
+    findings[0].clone()
+}
+
+/// A correct program: nothing found, same stdout and status with and without the audit.
+fn clean(name: &str, args: &[&str]) {
+    clean_with(&[], name, args);
+}
+
+fn clean_with(options: &[&str], name: &str, args: &[&str]) {
+    let binary = compile(name);
+    let dir = tempfile::tempdir().unwrap();
+    let native = native(&binary, args, dir.path());
+    let audit = audited(options, &binary, args, dir.path());
+    assert!(audit.findings.is_empty(), "{name}: {}", audit.report);
+    assert_eq!(
+        String::from_utf8_lossy(&audit.output.stdout),
+        String::from_utf8_lossy(&native.stdout),
+        "{name}: output differs"
+    );
+    assert_eq!(
+        audit.output.status.code(),
+        native.status.code(),
+        "{name}: status differs"
+    );
+    assert!(native.status.success(), "{name} fails natively: {native:?}");
+}
+
+#[test]
+fn double_close_names_both_closers_and_the_opener() {
+    let binary = compile("double_close");
+    let dir = tempfile::tempdir().unwrap();
+    for (options, quarantined) in [
+        (&["--quarantine", "64"][..], true),
+        (&["--quarantine", "0"], false),
+        (&["--fast-stacks"], true),
+    ] {
+        let audit = audited(options, &binary, &[], dir.path());
+        let f = one_finding(&audit.findings, &audit.report);
+        assert_eq!(f["kind"], "double_close");
+        assert_eq!(f["call"], "close");
+        assert_eq!(f["quarantined"], quarantined, "{}", audit.report);
+        assert!(names(&f, "stack", "second_owner"), "{}", audit.report);
+        assert!(names(&f, "previous", "first_owner"), "{}", audit.report);
+        assert!(names(&f, "opened", "open_it"), "{}", audit.report);
+        assert!(!functions(&f, "stack").contains(&"first_owner".to_owned()));
+        assert_eq!(audit.output.status.code(), Some(0));
+        assert_eq!(audit.output.stdout, b"done\n");
+    }
+}
+
+#[test]
+fn stale_close_is_reported_and_the_victims_file_survives() {
+    let binary = compile("stale_close");
+    let dir = tempfile::tempdir().unwrap();
+    // Without the audit the library's late close hits the victim's descriptor.
+    let plain = native(&binary, &["victim.txt"], dir.path());
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stdout),
+        "victim write failed: Bad file descriptor\n"
+    );
+    assert_eq!(std::fs::read(dir.path().join("victim.txt")).unwrap(), b"");
+    // Under it, the number was quarantined: the victim got another one and kept it.
+    let audit = audited(&[], &binary, &["victim.txt"], dir.path());
+    assert_eq!(
+        String::from_utf8_lossy(&audit.output.stdout),
+        "victim write ok\n"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("victim.txt")).unwrap(),
+        b"victim data\n"
+    );
+    assert_eq!(audit.output.status.code(), Some(0));
+    let f = one_finding(&audit.findings, &audit.report);
+    assert_eq!(f["kind"], "double_close");
+    assert!(names(&f, "stack", "library_cleanup"), "{}", audit.report);
+    assert!(
+        names(&f, "previous", "library_hand_to_stdio"),
+        "{}",
+        audit.report
+    );
+    assert_eq!(f["previous_call"], "fclose");
+    assert_eq!(f["quarantined"], true);
+    assert!(names(&f, "opened", "library_open"), "{}", audit.report);
+    // The readable report says the same.
+    assert!(
+        audit.report.contains("double_close: close("),
+        "{}",
+        audit.report
+    );
+    assert!(
+        audit.report.contains("at library_cleanup (stale_close.c:"),
+        "{}",
+        audit.report
+    );
+}
+
+#[test]
+fn close_of_a_streams_descriptor_is_an_owned_close() {
+    let binary = compile("fileno_close");
+    let dir = tempfile::tempdir().unwrap();
+    let audit = audited(&[], &binary, &[], dir.path());
+    let f = one_finding(&audit.findings, &audit.report);
+    assert_eq!(f["kind"], "owned_close");
+    assert_eq!(f["call"], "close");
+    assert_eq!(f["owner"], "FILE*");
+    assert!(names(&f, "stack", "steal_fd"), "{}", audit.report);
+    assert_eq!(f["opened_call"], "fopen");
+    assert_eq!(audit.output.stdout, b"done\n");
+}
+
+#[test]
+fn two_fdopens_of_one_descriptor_are_found_at_the_second_fclose() {
+    let binary = compile("two_fdopen");
+    let dir = tempfile::tempdir().unwrap();
+    let audit = audited(&[], &binary, &[], dir.path());
+    let f = one_finding(&audit.findings, &audit.report);
+    assert!(
+        f["kind"] == "double_close" || f["kind"] == "owned_close",
+        "{}",
+        audit.report
+    );
+    assert_eq!(f["call"], "fclose");
+    assert!(names(&f, "stack", "close_second"), "{}", audit.report);
+    assert!(names(&f, "previous", "close_first"), "{}", audit.report);
+}
+
+#[test]
+fn read_after_close_is_a_use_after_close() {
+    let binary = compile("read_after_close");
+    let dir = tempfile::tempdir().unwrap();
+    let native = native(&binary, &[], dir.path());
+    let audit = audited(&[], &binary, &[], dir.path());
+    let f = one_finding(&audit.findings, &audit.report);
+    assert_eq!(f["kind"], "use_after_close");
+    assert_eq!(f["call"], "read");
+    assert!(names(&f, "stack", "reader"), "{}", audit.report);
+    assert!(names(&f, "previous", "main"), "{}", audit.report);
+    // Same outcome for the program: the read fails (EBADF) either way.
+    assert_eq!(audit.output.stdout, native.stdout);
+    assert_eq!(audit.output.stdout, b"read failed\n");
+}
+
+#[test]
+fn leaks_only_with_the_flag() {
+    let binary = compile("leak");
+    let dir = tempfile::tempdir().unwrap();
+    assert!(audited(&[], &binary, &[], dir.path()).findings.is_empty());
+    let audit = audited(&["--leaks"], &binary, &[], dir.path());
+    let f = one_finding(&audit.findings, &audit.report);
+    assert_eq!(f["kind"], "leak");
+    assert!(names(&f, "opened", "leaky"), "{}", audit.report);
+}
+
+#[test]
+fn error_exitcode_only_when_something_was_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let buggy = compile("double_close");
+    let audit = audited(&["--error-exitcode", "42"], &buggy, &[], dir.path());
+    assert_eq!(audit.output.status.code(), Some(42));
+    let correct = compile("popen");
+    let audit = audited(&["--error-exitcode", "42"], &correct, &[], dir.path());
+    assert_eq!(audit.output.status.code(), Some(0));
+    let audit = audited(
+        &["--error-exitcode", "42"],
+        "sh",
+        &["-c", "exit 7"],
+        dir.path(),
+    );
+    assert_eq!(audit.output.status.code(), Some(7));
+}
+
+#[test]
+fn threads_racing_opens_and_closes() {
+    clean("threads", &[]);
+}
+
+/// Frame-pointer stacks walk every thread's own stack (its bounds found once per thread).
+#[test]
+fn threads_with_fast_stacks() {
+    clean_with(&["--fast-stacks"], "threads", &[]);
+}
+
+#[test]
+fn fork_then_a_close_all_loop_then_exec() {
+    clean("fork_closeall", &[]);
+}
+
+#[test]
+fn opendir_and_fdopendir_then_closedir() {
+    clean("dir", &[]);
+}
+
+#[test]
+fn popen_then_pclose() {
+    clean("popen", &[]);
+}
+
+#[test]
+fn dup2_onto_stdout() {
+    clean("dup2_stdout", &["out.txt"]);
+}
+
+#[test]
+fn close_stdin_then_open_gives_zero() {
+    clean("stdin_reopen", &[]);
+}
+
+#[test]
+fn tombstones_never_reach_an_exec() {
+    clean("exec_after_close", &[]);
+}
+
+#[test]
+fn dup2_onto_a_quarantined_number() {
+    clean("dup2_onto_closed", &["out.txt"]);
+}
+
+#[test]
+fn emfile_gives_quarantined_numbers_back() {
+    clean("emfile", &[]);
+}
+
+#[test]
+fn a_finding_survives_an_abort_right_after_it() {
+    let binary = compile("abort_after");
+    let dir = tempfile::tempdir().unwrap();
+    let native = native(&binary, &[], dir.path());
+    let audit = audited(&[], &binary, &[], dir.path());
+    let f = one_finding(&audit.findings, &audit.report);
+    assert_eq!(f["kind"], "double_close");
+    assert!(names(&f, "stack", "second_close"), "{}", audit.report);
+    // Killed by SIGABRT either way: the shell's 128 + 6.
+    assert_eq!(native.status.code(), None);
+    assert_eq!(audit.output.status.code(), Some(134));
+}
