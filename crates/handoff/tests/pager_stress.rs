@@ -293,8 +293,10 @@ fn c_read(fd: BorrowedFd<'_>, len: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn c_write(fd: std::ffi::c_int, data: &[u8]) -> io::Result<usize> {
-    // SAFETY: `data` is readable for its length; the caller lends a descriptor pinned open.
+/// # Safety
+/// `fd` must be open for the call (`with_crt_fd` lends it pinned).
+unsafe fn c_write(fd: std::ffi::c_int, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: `data` is readable for its length; `fd` is open (see above).
     let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
     if n < 0 {
         Err(io::Error::last_os_error())
@@ -545,7 +547,8 @@ fn own_op(
         62..=67 => {
             set(status, format!("with_crt_fd C write file {i}"));
             let data = random_bytes(rng, len);
-            match vf.with_crt_fd(|fd| c_write(fd, &data)) {
+            // SAFETY: `with_crt_fd` lends `fd` pinned open for the call.
+            match vf.with_crt_fd(|fd| unsafe { c_write(fd, &data) }) {
                 Ok(Ok(n)) => {
                     world.succeeded(i, model, "with_crt_fd write")?;
                     if n != data.len() {
