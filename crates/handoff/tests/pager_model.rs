@@ -4,6 +4,7 @@
 //! Cases: `HANDOFF_MODEL_CASES` in all, split between the two tests: 2,000 by default (about
 //! ten seconds on two cores), 10,000 in CI (`.ci/run`), 1,000 under Wine (`ci/windows-test.sh`).
 
+use std::cell::RefCell;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -174,22 +175,39 @@ fn read_up_to(
 }
 
 thread_local! {
-    /// One directory per test thread, with `virtual/` and `real/` emptied before each case:
-    /// creating and removing three directories per case cost more than the case itself.
+    /// One directory per test thread, `virtual/` and `real/`, reused by every case: creating and
+    /// removing directories, or files, for each case cost more than the case itself (ext4's
+    /// inode allocator steps over every recently deleted inode when it creates one).
     static DIR: tempfile::TempDir = {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("virtual")).unwrap();
         fs::create_dir(dir.path().join("real")).unwrap();
         dir
     };
+    /// The files the last case opened, on either side.
+    static USED: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `dir/virtual` and `dir/real`, emptied.
+fn name(side: &Path, file: usize) -> PathBuf {
+    side.join(format!("{file}"))
+}
+
+/// `dir/virtual` and `dir/real`, where every file the last case opened is now empty on both
+/// sides (truncated, not removed; created on the side where a failed case left none). For the
+/// operations here an empty file is the same as none: every open creates.
 fn emptied(dir: &Path) -> (PathBuf, PathBuf) {
     let (vdir, rdir) = (dir.join("virtual"), dir.join("real"));
-    for side in [&vdir, &rdir] {
-        for entry in fs::read_dir(side).unwrap() {
-            fs::remove_file(entry.unwrap().path()).unwrap();
+    let mut used = USED.with(|used| std::mem::take(&mut *used.borrow_mut()));
+    used.sort_unstable();
+    used.dedup();
+    for file in used {
+        for side in [&vdir, &rdir] {
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(name(side, file))
+                .unwrap();
         }
     }
     (vdir, rdir)
@@ -213,7 +231,6 @@ fn run_in(dir: &Path, budget: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     let (vdir, rdir) = emptied(dir);
     let pager = Pager::new(budget);
     let mut open: Vec<Option<(VirtualFile, File)>> = (0..FILES).map(|_| None).collect();
-    let name = |d: &Path, i: usize| d.join(format!("{i}"));
 
     for op in ops {
         match *op {
@@ -223,6 +240,7 @@ fn run_in(dir: &Path, budget: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 append,
             } => {
                 open[file] = None; // close any earlier handle first, on both sides
+                USED.with(|used| used.borrow_mut().push(file));
                 let mut v = OpenOptions::new();
                 v.read(true)
                     .write(!append)
