@@ -39,7 +39,8 @@ fn from_owned_moves_the_handle_into_the_crt_and_drop_closes_it_once() {
         value,
         "the slot wraps that very handle"
     );
-    assert_eq!(crt_write(fd.as_raw(), b"abc").unwrap(), 3);
+    // SAFETY: `fd` owns its open descriptor for the call.
+    assert_eq!(unsafe { crt_write(fd.as_raw(), b"abc") }.unwrap(), 3);
 
     let slot = fd.as_raw();
     drop(fd);
@@ -61,7 +62,8 @@ fn dup_from_gives_the_crt_its_own_handle_and_the_lender_keeps_working() {
         dup_value, lender_value,
         "a duplicate, not the lender's handle"
     );
-    assert_eq!(crt_write(fd.as_raw(), b"from C").unwrap(), 6);
+    // SAFETY: `fd` owns its open descriptor for the call.
+    assert_eq!(unsafe { crt_write(fd.as_raw(), b"from C") }.unwrap(), 6);
     // One open file description / file object: the lender sees the C runtime's position.
     assert_eq!(lender.stream_position().unwrap(), 6);
 
@@ -91,7 +93,8 @@ fn borrowing_the_os_handle_never_closes_it() {
         raw(borrowed)
     };
     assert!(is_open(value), "the borrow ended; the handle is still open");
-    assert_eq!(crt_write(fd.as_raw(), b"y").unwrap(), 1);
+    // SAFETY: `fd` owns its open descriptor for the call.
+    assert_eq!(unsafe { crt_write(fd.as_raw(), b"y") }.unwrap(), 1);
     drop(fd);
     assert!(!is_open(value));
     census.assert_back();
@@ -118,7 +121,11 @@ fn try_clone_os_gives_a_handle_that_outlives_the_descriptor() {
         is_open(slot_value),
         "closing the clone left the descriptor's handle open"
     );
-    assert_eq!(crt_write(fd.as_raw(), b"still works").unwrap(), 11);
+    // SAFETY: `fd` owns its open descriptor for the call.
+    assert_eq!(
+        unsafe { crt_write(fd.as_raw(), b"still works") }.unwrap(),
+        11
+    );
 
     // And the other order: the descriptor closes first, the clone keeps working.
     let mut clone = File::from(fd.try_clone_os().unwrap());
@@ -140,7 +147,8 @@ fn into_os_takes_the_handle_out_and_frees_the_slot() {
     )
     .unwrap();
     let slot = fd.as_raw();
-    assert_eq!(crt_write(slot, b"before").unwrap(), 6);
+    // SAFETY: `slot` is `fd`'s, open for the call.
+    assert_eq!(unsafe { crt_write(slot, b"before") }.unwrap(), 6);
 
     let handle = fd.into_os().unwrap();
     common::assert_slot_released_by_into_os(slot, handle.as_os_handle());
@@ -174,7 +182,8 @@ fn into_raw_gives_the_descriptor_away_and_from_raw_takes_it_back() {
     let given = CrtFd::dup_from(lender.as_os_handle(), Access::Write)
         .unwrap()
         .into_raw();
-    common::crt_close(given).unwrap();
+    // SAFETY: `into_raw` gave us `given`, open and owned by nothing else; closed once here.
+    unsafe { common::crt_close(given) }.unwrap();
     assert!(!crt_slot_is_open(given));
     drop(lender);
     census.assert_back();
@@ -188,7 +197,8 @@ fn append_access_writes_at_the_end_whatever_the_position() {
     lender.seek(SeekFrom::Start(2)).unwrap();
 
     let fd = CrtFd::dup_from(lender.as_os_handle(), Access::Append).unwrap();
-    assert_eq!(crt_write(fd.as_raw(), b"END").unwrap(), 3);
+    // SAFETY: `fd` owns its open descriptor for the call.
+    assert_eq!(unsafe { crt_write(fd.as_raw(), b"END") }.unwrap(), 3);
     drop(fd);
     assert_eq!(contents(&mut lender), b"0123456789END");
 }

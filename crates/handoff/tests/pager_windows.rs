@@ -35,7 +35,8 @@ fn write_by_c_read_by_rust(files: &mut [VirtualFile]) {
     for (i, file) in files.iter().enumerate() {
         let text = content(i);
         let written = file
-            .with_crt_fd(|fd| crt_write(fd, text.as_bytes()))
+            // SAFETY: `with_crt_fd` lends `fd` pinned open for the call.
+            .with_crt_fd(|fd| unsafe { crt_write(fd, text.as_bytes()) })
             .unwrap()
             .unwrap();
         assert_eq!(written, text.len());
@@ -163,9 +164,11 @@ fn four_threads_budget_eight_leak_nothing() {
                         let at = file.metadata().unwrap().len();
                         file.with_crt_fd(|fd| {
                             // Append at the end, by the C runtime.
-                            // SAFETY: `fd` is pinned open for the call.
-                            unsafe { libc::lseek(fd, at as _, 0) };
-                            crt_write(fd, text.as_bytes())
+                            // SAFETY: `fd` is pinned open for both calls.
+                            unsafe {
+                                libc::lseek(fd, at as _, 0);
+                                crt_write(fd, text.as_bytes())
+                            }
                         })
                         .unwrap()
                         .unwrap();

@@ -52,13 +52,15 @@ impl Consumer {
     }
 
     fn write(&self, bytes: &[u8]) {
-        assert_eq!(crt_write(self.fd, bytes).unwrap(), bytes.len());
+        // SAFETY: the consumer owns `self.fd`, open until its drop.
+        assert_eq!(unsafe { crt_write(self.fd, bytes) }.unwrap(), bytes.len());
     }
 }
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        common::crt_close(self.fd).expect("the consumer closes what it owns");
+        // SAFETY: the consumer owns `self.fd` and closes it once, here.
+        unsafe { common::crt_close(self.fd) }.expect("the consumer closes what it owns");
     }
 }
 

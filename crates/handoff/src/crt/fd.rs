@@ -203,7 +203,8 @@ impl CrtFd {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn into_os(self) -> io::Result<OsHandle> {
-        sys::into_os(self.into_raw())
+        // SAFETY: `into_raw` gives up `self`'s open descriptor, which nothing else owns.
+        unsafe { sys::into_os(self.into_raw()) }
     }
 
     /// Closes the descriptor and reports the error that `Drop` would ignore (some file systems
@@ -217,7 +218,8 @@ impl CrtFd {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn close(self) -> io::Result<()> {
-        sys::close_crt(self.into_raw())
+        // SAFETY: `into_raw` gives up `self`'s open descriptor, which nothing else owns.
+        unsafe { sys::close_crt(self.into_raw()) }
     }
 
     fn borrow_os(&self) -> BorrowedOsHandle<'_> {
@@ -229,7 +231,8 @@ impl CrtFd {
 impl Drop for CrtFd {
     fn drop(&mut self) {
         // Like `OwnedFd`, a close error here has nowhere to go; `close()` reports it.
-        let _ = sys::close_crt(self.raw);
+        // SAFETY: `self` owns the open descriptor and is never used again after `drop`.
+        let _ = unsafe { sys::close_crt(self.raw) };
     }
 }
 

@@ -49,10 +49,15 @@ pub(super) unsafe fn borrow_os<'a>(fd: c_int) -> BorrowedFd<'a> {
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
-pub(super) fn close_crt(fd: c_int) -> io::Result<()> {
+/// `close`: the number is released whatever the result (on Linux and the BSDs `close` releases
+/// it even when it reports an error).
+///
+/// # Safety
+/// `fd` must be an open descriptor that the caller owns and gives up here: nothing may use or
+/// close it afterwards (its number may be reused at once by anyone).
+pub(super) unsafe fn close_crt(fd: c_int) -> io::Result<()> {
     disown(fd);
-    // SAFETY: the caller owns `fd` and gives it up here; it is closed once whatever the result
-    // (on Linux and the BSDs `close` releases the number even when it reports an error).
+    // SAFETY: the caller owns `fd` and gives it up here; it is closed once.
     if unsafe { libc::close(fd) } == 0 {
         Ok(())
     } else {
@@ -60,8 +65,12 @@ pub(super) fn close_crt(fd: c_int) -> io::Result<()> {
     }
 }
 
-pub(super) fn into_os(fd: c_int) -> io::Result<OwnedFd> {
-    // SAFETY: the caller gives up ownership of the open fd `fd`.
+/// The descriptor is the OS handle: ownership moves to an `OwnedFd`.
+///
+/// # Safety
+/// `fd` must be an open descriptor that the caller owns and gives up here.
+pub(super) unsafe fn into_os(fd: c_int) -> io::Result<OwnedFd> {
+    // SAFETY: the caller gives up ownership of the open fd `fd` (see above).
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 

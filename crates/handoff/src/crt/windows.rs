@@ -78,9 +78,13 @@ pub(super) unsafe fn borrow_os<'a>(fd: c_int) -> BorrowedHandle<'a> {
 }
 
 /// `_close`: frees the slot and closes its handle.
-pub(super) fn close_crt(fd: c_int) -> io::Result<()> {
+///
+/// # Safety
+/// `fd` must be an open descriptor that the caller owns and gives up here: nothing may use or
+/// close it afterwards (the slot may be reused at once by anyone).
+pub(super) unsafe fn close_crt(fd: c_int) -> io::Result<()> {
     clear_errno();
-    // SAFETY: the caller owns the open descriptor `fd` and gives it up here.
+    // SAFETY: the caller owns the open descriptor `fd` and gives it up here (see above).
     if unsafe { libc::close(fd) } == 0 {
         Ok(())
     } else {
@@ -90,10 +94,14 @@ pub(super) fn close_crt(fd: c_int) -> io::Result<()> {
 
 /// The C runtime cannot release a slot without closing its handle: duplicate, then `_close`.
 /// The slot is closed whatever happens.
-pub(super) fn into_os(fd: c_int) -> io::Result<OwnedHandle> {
-    // SAFETY: `fd` is open and ours until `close_crt` below.
+///
+/// # Safety
+/// `fd` must be an open descriptor with a handle, which the caller owns and gives up here.
+pub(super) unsafe fn into_os(fd: c_int) -> io::Result<OwnedHandle> {
+    // SAFETY: `fd` is open and ours (caller) until `close_crt` below; the borrow ends first.
     let duplicate = unsafe { borrow_os(fd) }.try_clone_to_owned();
-    let closed = close_crt(fd);
+    // SAFETY: we own `fd` (caller) and give it up here; it is not used afterwards.
+    let closed = unsafe { close_crt(fd) };
     let duplicate = duplicate?;
     closed?;
     Ok(duplicate)

@@ -21,7 +21,24 @@ pub fn crt_slot_is_open(fd: c_int) -> bool {
     is_open(fd)
 }
 
-/// Entries of /proc/self/fd (the listing's own fd is counted every time, so it cancels out).
+/// The open descriptors, from /proc/self/fd, less the listing's own.
+pub fn open_handles() -> Vec<usize> {
+    let listing = std::fs::read_dir("/proc/self/fd").unwrap();
+    let mut fds: Vec<usize> = listing
+        .map(|entry| entry.unwrap().path())
+        // The listing's own fd names the directory being listed.
+        .filter(|path| {
+            !std::fs::read_link(path)
+                .is_ok_and(|target| target.starts_with("/proc") && target.ends_with("fd"))
+        })
+        .map(|path| path.file_name().unwrap().to_str().unwrap().parse().unwrap())
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
+/// How many entries /proc/self/fd has: the open descriptors and the listing's own fd, which is
+/// there every time, so it cancels out of a comparison (and this costs no `readlink`).
 pub fn open_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -43,8 +60,12 @@ pub fn not_open() -> RawFd {
 /// The error code for "not an open handle".
 pub const NOT_OPEN: i32 = libc::EBADF;
 
-pub fn crt_write(fd: c_int, bytes: &[u8]) -> io::Result<usize> {
-    // SAFETY: `bytes` is valid for its length; the caller lends an open fd.
+/// `write` (Unix) / `_write` (Windows) on a C-runtime descriptor.
+///
+/// # Safety
+/// `fd` must be an open descriptor that the caller owns or borrows for the call.
+pub unsafe fn crt_write(fd: c_int, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: `bytes` is valid for its length; the caller lends an open fd (see above).
     let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
     if n < 0 {
         Err(io::Error::last_os_error())
@@ -53,8 +74,12 @@ pub fn crt_write(fd: c_int, bytes: &[u8]) -> io::Result<usize> {
     }
 }
 
-pub fn crt_close(fd: c_int) -> io::Result<()> {
-    // SAFETY: the caller owns `fd` and closes it once.
+/// `close` (Unix) / `_close` (Windows).
+///
+/// # Safety
+/// `fd` must be an open descriptor that the caller owns and gives up here.
+pub unsafe fn crt_close(fd: c_int) -> io::Result<()> {
+    // SAFETY: the caller owns `fd` and closes it once (see above).
     if unsafe { libc::close(fd) } == 0 {
         Ok(())
     } else {

@@ -3,7 +3,6 @@ use std::io;
 use std::os::windows::io::{AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle, RawHandle};
 
 use windows_sys::Win32::Foundation::{GetHandleInformation, ERROR_INVALID_HANDLE};
-use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
 
 pub type RawOs = RawHandle;
 
@@ -25,15 +24,28 @@ pub fn crt_slot_is_open(fd: c_int) -> bool {
     unsafe { libc::get_osfhandle(fd) != -1 }
 }
 
-/// `GetProcessHandleCount`.
-pub fn open_count() -> usize {
-    let mut count = 0;
-    // SAFETY: writes one u32; the pseudo-handle of the current process needs no closing.
-    assert_ne!(
-        unsafe { GetProcessHandleCount(GetCurrentProcess(), &mut count) },
-        0
+/// The highest handle value the census probes. Handle values are multiples of 4 handed out
+/// from the bottom, so this sees the first 16,383 handles; `open_handles` refuses to answer if
+/// the top value is taken (the census could then miss some).
+const CENSUS_TOP: usize = 0xFFFC;
+
+/// The handles open in this process: every value 4, 8, ..., 0xFFFC for which
+/// `GetHandleInformation` succeeds. (`GetProcessHandleCount` would be simpler, but under Wine 8
+/// it succeeds and always answers 0, so a census built on it can never fail.)
+pub fn open_handles() -> Vec<usize> {
+    assert!(
+        !is_open(CENSUS_TOP as RawHandle),
+        "handle {CENSUS_TOP:#x} is open: the census cannot see every handle"
     );
-    count as usize
+    (4..CENSUS_TOP)
+        .step_by(4)
+        .filter(|&value| is_open(value as RawHandle))
+        .collect()
+}
+
+/// How many handles this process holds (see `open_handles`).
+pub fn open_count() -> usize {
+    open_handles().len()
 }
 
 /// The double-close bug itself: treats a borrowed handle as owned.
@@ -56,8 +68,12 @@ pub fn not_open() -> RawHandle {
 /// The error code for "not an open handle".
 pub const NOT_OPEN: i32 = ERROR_INVALID_HANDLE as i32;
 
-pub fn crt_write(fd: c_int, bytes: &[u8]) -> io::Result<usize> {
-    // SAFETY: `bytes` is valid for its length; the caller lends an open fd.
+/// `write` (Unix) / `_write` (Windows) on a C-runtime descriptor.
+///
+/// # Safety
+/// `fd` must be an open descriptor that the caller owns or borrows for the call.
+pub unsafe fn crt_write(fd: c_int, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: `bytes` is valid for its length; the caller lends an open fd (see above).
     let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len() as u32) };
     if n < 0 {
         Err(io::Error::other("_write failed"))
@@ -66,8 +82,12 @@ pub fn crt_write(fd: c_int, bytes: &[u8]) -> io::Result<usize> {
     }
 }
 
-pub fn crt_close(fd: c_int) -> io::Result<()> {
-    // SAFETY: the caller owns `fd` and closes it once.
+/// `close` (Unix) / `_close` (Windows).
+///
+/// # Safety
+/// `fd` must be an open descriptor that the caller owns and gives up here.
+pub unsafe fn crt_close(fd: c_int) -> io::Result<()> {
+    // SAFETY: the caller owns `fd` and closes it once (see above).
     if unsafe { libc::close(fd) } == 0 {
         Ok(())
     } else {
