@@ -177,6 +177,8 @@ pub struct Expected {
     pub boundaries: BTreeMap<Vec<u8>, Vec<usize>>,
     /// Records written.
     pub records: usize,
+    /// Files written (keys with at least one record).
+    pub written: usize,
     /// Records skipped as malformed.
     pub skipped: usize,
     /// The failure, if the run must fail. `files` then holds what precedes it.
@@ -200,6 +202,7 @@ pub fn split(inputs: &[Vec<u8>], options: &Options) -> Expected {
         files: BTreeMap::new(),
         boundaries: BTreeMap::new(),
         records: 0,
+        written: 0,
         skipped: 0,
         failure: None,
     };
@@ -269,6 +272,9 @@ pub fn split(inputs: &[Vec<u8>], options: &Options) -> Expected {
                 .boundaries
                 .entry(key.clone())
                 .or_insert_with(|| vec![header_bytes.len()]);
+            if !expected.files.contains_key(&key) {
+                expected.written += 1;
+            }
             let file = expected.files.entry(key).or_insert(header_bytes);
             file.extend_from_slice(&record.out);
             bounds.push(file.len());

@@ -65,6 +65,49 @@ pub struct GenInput {
     pub unterminated: Option<(usize, Vec<u8>)>,
 }
 
+/// How an existing file to be appended to begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendTo {
+    Empty,
+    /// The run's header (with or without a BOM), then an old record.
+    SameHeader {
+        bom: bool,
+    },
+    /// Another header: the run must refuse (spec 13).
+    OtherHeader,
+}
+
+/// What OUTDIR holds before the run.
+#[derive(Debug, Clone)]
+pub enum Outdir {
+    /// Nothing: the run creates it.
+    Fresh,
+    /// Files for these keys, to be replaced where this run writes (`--force`).
+    Force(Vec<&'static str>),
+    /// Files for these keys, to be appended to (`--append`).
+    Append(Vec<(&'static str, AppendTo)>),
+}
+
+fn outdir() -> impl Strategy<Value = Outdir> {
+    let key = || select(vec!["a", "b", "A", "zzz"]);
+    prop_oneof![
+        6 => Just(Outdir::Fresh),
+        1 => prop::collection::vec(key(), 1..3).prop_map(Outdir::Force),
+        1 => prop::collection::vec(
+            (
+                key(),
+                prop_oneof![
+                    2 => Just(AppendTo::Empty),
+                    5 => prop::bool::ANY.prop_map(|bom| AppendTo::SameHeader { bom }),
+                    1 => Just(AppendTo::OtherHeader),
+                ],
+            ),
+            1..3
+        )
+        .prop_map(Outdir::Append),
+    ]
+}
+
 /// One generated run.
 #[derive(Debug, Clone)]
 pub struct Case {
@@ -77,6 +120,8 @@ pub struct Case {
     pub memory: Option<&'static str>,
     /// `--filename` (`{}.csv` is the default, not passed).
     pub template: &'static str,
+    /// OUTDIR before the run (`--force`, `--append`).
+    pub outdir: Outdir,
     pub skip_malformed: bool,
     /// The last input comes from standard input.
     pub stdin: bool,
@@ -163,7 +208,7 @@ fn term() -> impl Strategy<Value = Term> {
     prop_oneof![3 => Just(Term::Lf), 3 => Just(Term::CrLf), 1 => Just(Term::Cr)]
 }
 
-fn record(ncols: usize, key_index: usize, malformed: bool) -> impl Strategy<Value = GenRecord> {
+pub fn record(ncols: usize, key_index: usize, malformed: bool) -> impl Strategy<Value = GenRecord> {
     let fields: Vec<BoxedStrategy<Field>> = (0..ncols)
         .map(|i| {
             let value = if i == key_index {
@@ -190,7 +235,7 @@ fn record(ncols: usize, key_index: usize, malformed: bool) -> impl Strategy<Valu
     })
 }
 
-fn header(names: Vec<Vec<u8>>) -> impl Strategy<Value = GenRecord> {
+pub fn header(names: Vec<Vec<u8>>) -> impl Strategy<Value = GenRecord> {
     let n = names.len();
     // No tails in a header: its names are fixed (a tail would rename the column).
     let plain_or_quoted = prop_oneof![Just(Enc::Plain), Just(Enc::Quoted)];
@@ -302,6 +347,7 @@ pub fn case() -> impl Strategy<Value = Case> {
                         prop::bool::weighted(0.3),
                         prop::bool::weighted(if malformed { 0.15 } else { 0.0 }),
                         prop_oneof![4 => Just("{}.csv"), 1 => Just("p-{}.txt"), 1 => Just("{}")],
+                        outdir(),
                     )
                         .prop_map(
                             move |(
@@ -314,6 +360,7 @@ pub fn case() -> impl Strategy<Value = Case> {
                                 stdin,
                                 mismatch,
                                 template,
+                                outdir,
                             )| {
                                 // A later input whose header names another column.
                                 if mismatch {
@@ -332,6 +379,7 @@ pub fn case() -> impl Strategy<Value = Case> {
                                     max_open,
                                     memory,
                                     template,
+                                    outdir,
                                     skip_malformed,
                                     stdin,
                                     inputs,
