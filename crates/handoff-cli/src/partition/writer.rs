@@ -1,0 +1,338 @@
+//! The writer thread: it creates every output file, writes the buffers it is handed, and
+//! closes the files at the end, while the main thread goes on parsing.
+//!
+//! The kernel's work (creating a file costs about as much as parsing its records) then
+//! overlaps the parsing: a file is created as soon as its key is first seen ([`Task::Create`]),
+//! not when its first buffer is written, so that with ample memory most of the creating is
+//! done by the time the input ends, and only the writes are left.
+//!
+//! One thread takes the tasks in the order they were sent, so each key's records reach its
+//! file in input order. A buffer holds whole records only, so every file ends at a record
+//! boundary after every write; a write that fails (a full disk, `RLIMIT_FSIZE`) is cut back to
+//! the last whole record that reached the file, that file takes no more writes, and the
+//! failure goes back to the main thread ([`Back::Failed`]), which stops reading. The counts of
+//! bytes and records written are the writer's: exactly what the files hold.
+
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, OnceLock};
+
+use handoff::pager::{OpenOptions, Pager, VirtualFile};
+
+use super::display::shown_path;
+use super::names::Names;
+use super::outdir::{Existing, Outdir};
+use super::outputs::{check_header, whole_records, Header, WriteError};
+
+/// What the main thread asks of the writer.
+pub enum Task {
+    /// A new key: create (or open, as `--force`/`--append` say) its file now. `file` is
+    /// where the open file goes, shared so that the main thread can see whether it is
+    /// resident (see `Outputs::make_room`).
+    Create {
+        key: Box<[u8]>,
+        file: Arc<OnceLock<VirtualFile>>,
+    },
+    /// Key `at`'s buffer (whole records; the header first if `header_in_buf`), to append to
+    /// its file.
+    Write {
+        at: u32,
+        buf: Vec<u8>,
+        records: u64,
+        header_in_buf: bool,
+    },
+}
+
+/// What the writer tells the main thread.
+pub enum Back {
+    /// A buffer was written (or dropped): its capacity is free again.
+    Freed(usize),
+    /// An output failed: it takes no more writes.
+    Failed(WriteError),
+}
+
+/// What the writer reports when every task is done and every file closed.
+pub struct Done {
+    pub bytes_written: u64,
+    pub records_written: u64,
+    /// Files opened (created or appended to).
+    pub files: usize,
+}
+
+/// What the writer needs to know about the run.
+pub struct Setup {
+    pub pager: Pager,
+    pub dir: Arc<Outdir>,
+    pub prefix: String,
+    pub suffix: String,
+    pub existing: Existing,
+    pub delimiter: u8,
+    pub header: Option<Arc<Header>>,
+}
+
+struct Output {
+    key: Box<[u8]>,
+    name: String,
+    file: Arc<OnceLock<VirtualFile>>,
+    /// The file's length after the last whole write: where it is cut back to if one fails.
+    len: u64,
+    /// What goes before the first records (`--append`: the header for an empty file, or a
+    /// terminator for a last record that lacks one).
+    before: Vec<u8>,
+    /// An open or a write failed: the file takes no more.
+    failed: bool,
+}
+
+struct Writer {
+    setup: Setup,
+    names: Names,
+    outputs: Vec<Output>,
+    back: Sender<Back>,
+    bytes_written: u64,
+    records_written: u64,
+}
+
+/// Runs the writer: takes tasks until the main thread hangs up, then closes every file.
+pub fn run(setup: Setup, tasks: Receiver<Task>, back: Sender<Back>) -> Done {
+    let mut writer = Writer {
+        setup,
+        names: Names::default(),
+        outputs: Vec::new(),
+        back,
+        bytes_written: 0,
+        records_written: 0,
+    };
+    for task in tasks {
+        match task {
+            Task::Create { key, file } => writer.create(key, file),
+            Task::Write {
+                at,
+                buf,
+                records,
+                header_in_buf,
+            } => {
+                let capacity = buf.capacity();
+                if let Err(error) = writer.write(at as usize, &buf, records, header_in_buf) {
+                    writer.failed(error);
+                }
+                drop(buf);
+                let _ = writer.back.send(Back::Freed(capacity));
+            }
+        }
+    }
+    writer.close_all()
+}
+
+impl Writer {
+    fn failed(&self, error: WriteError) {
+        // The main thread may be gone (it only hangs up at the end); then the error is moot.
+        let _ = self.back.send(Back::Failed(error));
+    }
+
+    fn error_at(&self, at: usize, error: io::Error) -> WriteError {
+        let output = &self.outputs[at];
+        WriteError {
+            file: shown_path(&self.setup.dir.path().join(&output.name)),
+            key: Some(output.key.to_vec()),
+            error,
+            refused: false,
+        }
+    }
+
+    /// A new key's file, created (or opened) now.
+    fn create(&mut self, key: Box<[u8]>, file: Arc<OnceLock<VirtualFile>>) {
+        let name = match self.names.name(&key) {
+            Ok(name) => format!("{}{name}{}", self.setup.prefix, self.setup.suffix),
+            Err(message) => {
+                let error = WriteError {
+                    file: shown_path(self.setup.dir.path()),
+                    key: Some(key.to_vec()),
+                    error: io::Error::other(message),
+                    refused: false,
+                };
+                self.outputs.push(Output {
+                    key,
+                    name: String::new(),
+                    file,
+                    len: 0,
+                    before: Vec::new(),
+                    failed: true,
+                });
+                self.failed(error);
+                return;
+            }
+        };
+        let at = self.outputs.len();
+        self.outputs.push(Output {
+            key,
+            name,
+            file,
+            len: 0,
+            before: Vec::new(),
+            failed: false,
+        });
+        if let Err(error) = self.open(at) {
+            self.outputs[at].failed = true;
+            self.failed(error);
+        }
+    }
+
+    /// Opens a key's file: a new file, or (with `--force`/`--append`) the existing one, whose
+    /// header is checked (`--append`), noting what goes before the records.
+    fn open(&mut self, at: usize) -> Result<(), WriteError> {
+        let setup = &self.setup;
+        let name = &self.outputs[at].name;
+        if setup.existing == Existing::Refuse {
+            // A new file, by a path through OUTDIR's descriptor, with O_EXCL: the cheapest
+            // way that is as safe as openat + O_NOFOLLOW (see `Outdir::through_fd`).
+            if let Some(path) = setup.dir.through_fd(name) {
+                let mut options = OpenOptions::new();
+                options.write(true).create_new(true);
+                let file = setup
+                    .pager
+                    .open(path, &options)
+                    .map_err(|error| self.error_at(at, error))?;
+                let _ = self.outputs[at].file.set(file);
+                return Ok(());
+            }
+        }
+        let pager = &setup.pager;
+        // The fd opened here is the pager's once adopted: make room for it first, so that the
+        // real descriptors of the outputs never exceed the budget, even for a moment.
+        if pager.resident() >= pager.budget() {
+            pager.release_one();
+        }
+        let mut fd = setup
+            .dir
+            .open_output(name.as_bytes(), setup.existing, || pager.release_one())
+            .map_err(|error| self.error_at(at, error))?;
+        let mut before = Vec::new();
+        let mut len = 0;
+        if setup.existing == Existing::Append {
+            let file = std::fs::File::from(fd);
+            len = file.metadata().map_err(|e| self.error_at(at, e))?.len();
+            if let Some(header) = &setup.header {
+                if len == 0 {
+                    before.extend_from_slice(&header.raw);
+                } else {
+                    self.check_header(at, &file, header)?;
+                }
+            }
+            if len > 0 {
+                let mut last = [0];
+                file.read_exact_at(&mut last, len - 1)
+                    .map_err(|e| self.error_at(at, e))?;
+                if !matches!(last[0], b'\n' | b'\r') {
+                    // The file's last record has no terminator: give it the header's.
+                    let raw = setup.header.as_ref().map_or(&b"\n"[..], |h| &h.raw[..]);
+                    let term = [&b"\r\n"[..], b"\n", b"\r"]
+                        .into_iter()
+                        .find(|t| raw.ends_with(t))
+                        .unwrap_or(b"\n");
+                    before.extend_from_slice(term);
+                }
+            }
+            fd = file.into();
+        }
+        let file = pager.adopt(fd).map_err(|error| self.error_at(at, error))?;
+        let output = &mut self.outputs[at];
+        output.len = len;
+        output.before = before;
+        let _ = output.file.set(file);
+        Ok(())
+    }
+
+    /// `--append`, when the file is opened: its header must still be the run's.
+    fn check_header(
+        &self,
+        at: usize,
+        file: &std::fs::File,
+        header: &Header,
+    ) -> Result<(), WriteError> {
+        check_header(file, header).map_err(|message| WriteError {
+            refused: true,
+            ..self.error_at(at, io::Error::new(io::ErrorKind::InvalidData, message))
+        })
+    }
+
+    /// Appends one buffer of key `at` to its file. A failed write is cut back: the file ends
+    /// with its last whole record.
+    fn write(
+        &mut self,
+        at: usize,
+        buf: &[u8],
+        records: u64,
+        header_in_buf: bool,
+    ) -> Result<(), WriteError> {
+        let output = &mut self.outputs[at];
+        if output.failed {
+            return Ok(());
+        }
+        let shared = Arc::clone(&output.file);
+        let Some(file) = shared.get() else {
+            // Not opened, and not marked failed: cannot happen (`create` does one or the
+            // other); dropping the records silently would be worse than saying so.
+            output.failed = true;
+            let error = io::Error::other("the file was never opened");
+            return Err(self.error_at(at, error));
+        };
+        let mut file: &VirtualFile = file;
+        let before = std::mem::take(&mut output.before);
+        let result = file.write_all(&before).and_then(|()| file.write_all(buf));
+        if let Err(error) = result {
+            output.failed = true;
+            // Keep the records that reached the file whole; cut off the rest.
+            let on_disk = file.metadata().map_or(output.len, |m| m.len());
+            let start = output.len + before.len() as u64;
+            let (kept, whole) = match on_disk.checked_sub(start) {
+                Some(reached) => whole_records(buf, reached, self.setup.delimiter),
+                None => (0, 0),
+            };
+            let (keep, whole) = if kept > 0 {
+                (start + kept as u64, whole - u64::from(header_in_buf))
+            } else {
+                (output.len, 0)
+            };
+            let error = match file.set_len(keep) {
+                Ok(()) => {
+                    self.bytes_written += keep - output.len;
+                    self.records_written += whole;
+                    error
+                }
+                Err(cut) => io::Error::new(
+                    error.kind(),
+                    format!("{error}; and cutting it back to its last whole record failed: {cut}"),
+                ),
+            };
+            return Err(self.error_at(at, error));
+        }
+        let wrote = (before.len() + buf.len()) as u64;
+        output.len += wrote;
+        self.bytes_written += wrote;
+        self.records_written += records;
+        Ok(())
+    }
+
+    /// Closes every file; an error from any close goes back to the main thread.
+    fn close_all(mut self) -> Done {
+        let mut files = 0;
+        for at in 0..self.outputs.len() {
+            let shared = std::mem::take(&mut self.outputs[at].file);
+            // The main thread has dropped its handles before hanging up, so this is the last.
+            let Some(file) = Arc::into_inner(shared).and_then(OnceLock::into_inner) else {
+                continue;
+            };
+            files += 1;
+            if let Err(error) = file.close() {
+                let error = self.error_at(at, error);
+                self.failed(error);
+            }
+        }
+        Done {
+            bytes_written: self.bytes_written,
+            records_written: self.records_written,
+            files,
+        }
+    }
+}
