@@ -31,7 +31,7 @@ use super::display::{shown, shown_names, shown_path};
 use super::outdir::{Existing, Outdir};
 use super::records::Splitter;
 use super::sizes::SizeClasses;
-use super::writer::{self, Back, Done, Setup, Task};
+use super::writer::{self, Back, Done, Handed, Setup, Task};
 
 /// Memory each key takes besides its buffer, for as long as the run lasts: the index entry
 /// and the key, the buffer's slot, the shared file cell, the writer's entry and the file name,
@@ -440,43 +440,41 @@ impl Outputs {
         Ok(())
     }
 
-    /// Gives key `at`'s buffer to the writer.
-    fn hand_over(&mut self, at: u32) -> Result<(), WriteError> {
+    /// Takes key `at`'s buffer out, for the writer.
+    fn take(&mut self, at: u32) -> Handed {
         let slot = &mut self.slots[at as usize];
-        let buf = std::mem::take(&mut slot.buf);
-        let task = Task::Write {
+        let handed = Handed {
             at,
+            buf: std::mem::take(&mut slot.buf),
             records: std::mem::take(&mut slot.pending),
             header_in_buf: std::mem::take(&mut slot.header_in_buf),
-            buf,
         };
-        if let Task::Write { buf, .. } = &task {
-            self.held -= buf.capacity();
-            self.in_flight += buf.capacity();
-        }
+        self.held -= handed.buf.capacity();
         self.sizes.set(at, 0);
-        self.send(task)
+        handed
     }
 
-    /// Hands every buffer to the writer (files that are resident first), waits for it to write
-    /// them and close every file, and reports. The first error not yet returned by [`add`]
-    /// is reported, after all the rest is done.
+    /// Gives key `at`'s buffer to the writer.
+    fn hand_over(&mut self, at: u32) -> Result<(), WriteError> {
+        let handed = self.take(at);
+        self.in_flight += handed.buf.capacity();
+        self.send(Task::Write(handed))
+    }
+
+    /// Hands every buffer to the writer (as one last task, written by two threads), waits
+    /// for it to write them and close every file, and reports. The first error not yet
+    /// returned by [`add`] is reported, after all the rest is done.
     ///
     /// [`add`]: Outputs::add
     pub fn finish(mut self) -> Finished {
         let mut first: Option<WriteError> = None;
-        let (resident, paged_out): (Vec<u32>, Vec<u32>) = (0..self.slots.len() as u32)
+        let full: Vec<u32> = (0..self.slots.len() as u32)
             .filter(|&at| !self.slots[at as usize].buf.is_empty())
-            .partition(|&at| {
-                self.slots[at as usize]
-                    .file
-                    .get()
-                    .is_some_and(VirtualFile::is_resident)
-            });
-        for at in resident.into_iter().chain(paged_out) {
-            if let Err(error) = self.hand_over(at) {
+            .collect();
+        let last: Vec<Handed> = full.into_iter().map(|at| self.take(at)).collect();
+        if !last.is_empty() {
+            if let Err(error) = self.send(Task::Last(last)) {
                 first.get_or_insert(error);
-                break;
             }
         }
         // The writer closes the files: it must hold the last handle on each.

@@ -34,14 +34,20 @@ pub enum Task {
         key: Box<[u8]>,
         file: Arc<OnceLock<VirtualFile>>,
     },
-    /// Key `at`'s buffer (whole records; the header first if `header_in_buf`), to append to
-    /// its file.
-    Write {
-        at: u32,
-        buf: Vec<u8>,
-        records: u64,
-        header_in_buf: bool,
-    },
+    /// A buffer to append to its key's file.
+    Write(Handed),
+    /// The last buffers, at most one per key, sent once the input is done: written by two
+    /// threads at once (the main thread has nothing else to do by then), each taking the
+    /// files of its half of the keys.
+    Last(Vec<Handed>),
+}
+
+/// Key `at`'s buffer: whole records, the header first if `header_in_buf`.
+pub struct Handed {
+    pub at: u32,
+    pub buf: Vec<u8>,
+    pub records: u64,
+    pub header_in_buf: bool,
 }
 
 /// What the writer tells the main thread.
@@ -89,8 +95,14 @@ struct Writer {
     names: Names,
     outputs: Vec<Output>,
     back: Sender<Back>,
-    bytes_written: u64,
-    records_written: u64,
+    counts: Counts,
+}
+
+/// Bytes and records written, whole.
+#[derive(Default)]
+struct Counts {
+    bytes: u64,
+    records: u64,
 }
 
 /// Runs the writer: takes tasks until the main thread hangs up, then closes every file.
@@ -100,25 +112,20 @@ pub fn run(setup: Setup, tasks: Receiver<Task>, back: Sender<Back>) -> Done {
         names: Names::default(),
         outputs: Vec::new(),
         back,
-        bytes_written: 0,
-        records_written: 0,
+        counts: Counts::default(),
     };
     for task in tasks {
         match task {
             Task::Create { key, file } => writer.create(key, file),
-            Task::Write {
-                at,
-                buf,
-                records,
-                header_in_buf,
-            } => {
-                let capacity = buf.capacity();
-                if let Err(error) = writer.write(at as usize, &buf, records, header_in_buf) {
+            Task::Write(handed) => {
+                let output = &mut writer.outputs[handed.at as usize];
+                let result = output.write(&writer.setup, &handed, &mut writer.counts);
+                if let Err(error) = result {
                     writer.failed(error);
                 }
-                drop(buf);
-                let _ = writer.back.send(Back::Freed(capacity));
+                let _ = writer.back.send(Back::Freed(handed.buf.capacity()));
             }
+            Task::Last(last) => writer.last(last),
         }
     }
     writer.close_all()
@@ -131,13 +138,51 @@ impl Writer {
     }
 
     fn error_at(&self, at: usize, error: io::Error) -> WriteError {
-        let output = &self.outputs[at];
-        WriteError {
-            file: shown_path(&self.setup.dir.path().join(&output.name)),
-            key: Some(output.key.to_vec()),
-            error,
-            refused: false,
-        }
+        self.outputs[at].error(&self.setup.dir, error)
+    }
+
+    /// The last buffers: the files split in two halves (by key, as many buffers each), one
+    /// written by a thread of its own; in each half, files that are resident first.
+    fn last(&mut self, mut last: Vec<Handed>) {
+        /// Below this, a second thread costs more than it saves.
+        const PARALLEL: usize = 256;
+        last.sort_unstable_by_key(|handed| handed.at);
+        let half = if last.len() >= PARALLEL {
+            last.len() / 2
+        } else {
+            last.len()
+        };
+        let (mine, theirs) = last.split_at(half);
+        let split = theirs
+            .first()
+            .map_or(self.outputs.len(), |handed| handed.at as usize);
+        let (low, high) = self.outputs.split_at_mut(split);
+        let (setup, back) = (&self.setup, &self.back);
+        // Locked once, by whichever thread writes that half.
+        let high = std::sync::Mutex::new(high);
+        let second_half = || {
+            let mut high = high.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            write_half(&mut high, split, theirs, setup, back)
+        };
+        let counts = std::thread::scope(|scope| {
+            let other = (!theirs.is_empty()).then(|| {
+                std::thread::Builder::new()
+                    .name("writer 2".into())
+                    .spawn_scoped(scope, second_half)
+            });
+            let mut counts = write_half(low, 0, mine, setup, back);
+            match other {
+                Some(Ok(thread)) => match thread.join() {
+                    Ok(more) => counts.add(&more),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                // No second thread to be had: this one writes the other half too.
+                Some(Err(_)) => counts.add(&second_half()),
+                None => {}
+            }
+            counts
+        });
+        self.counts.add(&counts);
     }
 
     /// A new key's file, created (or opened) now.
@@ -256,64 +301,6 @@ impl Writer {
         })
     }
 
-    /// Appends one buffer of key `at` to its file. A failed write is cut back: the file ends
-    /// with its last whole record.
-    fn write(
-        &mut self,
-        at: usize,
-        buf: &[u8],
-        records: u64,
-        header_in_buf: bool,
-    ) -> Result<(), WriteError> {
-        let output = &mut self.outputs[at];
-        if output.failed {
-            return Ok(());
-        }
-        let shared = Arc::clone(&output.file);
-        let Some(file) = shared.get() else {
-            // Not opened, and not marked failed: cannot happen (`create` does one or the
-            // other); dropping the records silently would be worse than saying so.
-            output.failed = true;
-            let error = io::Error::other("the file was never opened");
-            return Err(self.error_at(at, error));
-        };
-        let mut file: &VirtualFile = file;
-        let before = std::mem::take(&mut output.before);
-        let result = file.write_all(&before).and_then(|()| file.write_all(buf));
-        if let Err(error) = result {
-            output.failed = true;
-            // Keep the records that reached the file whole; cut off the rest.
-            let on_disk = file.metadata().map_or(output.len, |m| m.len());
-            let start = output.len + before.len() as u64;
-            let (kept, whole) = match on_disk.checked_sub(start) {
-                Some(reached) => whole_records(buf, reached, self.setup.delimiter),
-                None => (0, 0),
-            };
-            let (keep, whole) = if kept > 0 {
-                (start + kept as u64, whole - u64::from(header_in_buf))
-            } else {
-                (output.len, 0)
-            };
-            let error = match file.set_len(keep) {
-                Ok(()) => {
-                    self.bytes_written += keep - output.len;
-                    self.records_written += whole;
-                    error
-                }
-                Err(cut) => io::Error::new(
-                    error.kind(),
-                    format!("{error}; and cutting it back to its last whole record failed: {cut}"),
-                ),
-            };
-            return Err(self.error_at(at, error));
-        }
-        let wrote = (before.len() + buf.len()) as u64;
-        output.len += wrote;
-        self.bytes_written += wrote;
-        self.records_written += records;
-        Ok(())
-    }
-
     /// Closes every file; an error from any close goes back to the main thread.
     fn close_all(mut self) -> Done {
         let mut files = 0;
@@ -330,9 +317,109 @@ impl Writer {
             }
         }
         Done {
-            bytes_written: self.bytes_written,
-            records_written: self.records_written,
+            bytes_written: self.counts.bytes,
+            records_written: self.counts.records,
             files,
         }
+    }
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.bytes += other.bytes;
+        self.records += other.records;
+    }
+}
+
+/// Writes `handed` (sorted by key) to `outputs`, the outputs of keys `base..`: files that are
+/// resident first. Failures go back to the main thread.
+fn write_half(
+    outputs: &mut [Output],
+    base: usize,
+    handed: &[Handed],
+    setup: &Setup,
+    back: &Sender<Back>,
+) -> Counts {
+    let mut counts = Counts::default();
+    let (now, later): (Vec<&Handed>, Vec<&Handed>) = handed.iter().partition(|handed| {
+        outputs[handed.at as usize - base]
+            .file
+            .get()
+            .is_some_and(VirtualFile::is_resident)
+    });
+    for handed in now.into_iter().chain(later) {
+        let output = &mut outputs[handed.at as usize - base];
+        if let Err(error) = output.write(setup, handed, &mut counts) {
+            let _ = back.send(Back::Failed(error));
+        }
+    }
+    counts
+}
+
+impl Output {
+    fn error(&self, dir: &Outdir, error: io::Error) -> WriteError {
+        WriteError {
+            file: shown_path(&dir.path().join(&self.name)),
+            key: Some(self.key.to_vec()),
+            error,
+            refused: false,
+        }
+    }
+
+    /// Appends one buffer to the file. A failed write is cut back: the file ends with its
+    /// last whole record, and takes no more.
+    fn write(
+        &mut self,
+        setup: &Setup,
+        handed: &Handed,
+        counts: &mut Counts,
+    ) -> Result<(), WriteError> {
+        if self.failed {
+            return Ok(());
+        }
+        let shared = Arc::clone(&self.file);
+        let Some(file) = shared.get() else {
+            // Not opened, and not marked failed: cannot happen (`create` does one or the
+            // other); dropping the records silently would be worse than saying so.
+            self.failed = true;
+            let error = io::Error::other("the file was never opened");
+            return Err(self.error(&setup.dir, error));
+        };
+        let mut file: &VirtualFile = file;
+        let buf = &handed.buf;
+        let before = std::mem::take(&mut self.before);
+        let result = file.write_all(&before).and_then(|()| file.write_all(buf));
+        if let Err(error) = result {
+            self.failed = true;
+            // Keep the records that reached the file whole; cut off the rest.
+            let on_disk = file.metadata().map_or(self.len, |m| m.len());
+            let start = self.len + before.len() as u64;
+            let (kept, whole) = match on_disk.checked_sub(start) {
+                Some(reached) => whole_records(buf, reached, setup.delimiter),
+                None => (0, 0),
+            };
+            let (keep, whole) = if kept > 0 {
+                (start + kept as u64, whole - u64::from(handed.header_in_buf))
+            } else {
+                (self.len, 0)
+            };
+            let error = match file.set_len(keep) {
+                Ok(()) => {
+                    counts.bytes += keep - self.len;
+                    counts.records += whole;
+                    error
+                }
+                Err(cut) => io::Error::new(
+                    error.kind(),
+                    format!("{error}; and cutting it back to its last whole record failed: {cut}"),
+                ),
+            };
+            return Err(self.error(&setup.dir, error));
+        }
+        let wrote = (before.len() + buf.len()) as u64;
+        self.len += wrote;
+        counts.bytes += wrote;
+        counts.records += handed.records;
+        Ok(())
     }
 }
