@@ -4,7 +4,10 @@
 //! The kernel's work (creating a file costs about as much as parsing its records) then
 //! overlaps the parsing: a file is created as soon as its key is first seen ([`Task::Create`]),
 //! not when its first buffer is written, so that with ample memory most of the creating is
-//! done by the time the input ends, and only the writes are left.
+//! done by the time the input ends, and only the writes are left. That holds while the
+//! descriptors allow: past the pager's budget, a file created early would be paged out before
+//! its first write and reopened for it, so it is created at its first write instead. The last
+//! buffers are written by two threads ([`Task::Last`]).
 //!
 //! One thread takes the tasks in the order they were sent, so each key's records reach its
 //! file in input order. A buffer holds whole records only, so every file ends at a record
@@ -217,88 +220,17 @@ impl Writer {
             before: Vec::new(),
             failed: false,
         });
-        if let Err(error) = self.open(at) {
-            self.outputs[at].failed = true;
-            self.failed(error);
-        }
-    }
-
-    /// Opens a key's file: a new file, or (with `--force`/`--append`) the existing one, whose
-    /// header is checked (`--append`), noting what goes before the records.
-    fn open(&mut self, at: usize) -> Result<(), WriteError> {
-        let setup = &self.setup;
-        let name = &self.outputs[at].name;
-        if setup.existing == Existing::Refuse {
-            // A new file, by a path through OUTDIR's descriptor, with O_EXCL: the cheapest
-            // way that is as safe as openat + O_NOFOLLOW (see `Outdir::through_fd`).
-            if let Some(path) = setup.dir.through_fd(name) {
-                let mut options = OpenOptions::new();
-                options.write(true).create_new(true);
-                let file = setup
-                    .pager
-                    .open(path, &options)
-                    .map_err(|error| self.error_at(at, error))?;
-                let _ = self.outputs[at].file.set(file);
-                return Ok(());
+        // Created now only while the descriptors allow it; past that, a file created now
+        // would be paged out before its first write and reopened for it, which costs more
+        // than creating it then.
+        let pager = &self.setup.pager;
+        if pager.resident() < pager.budget() {
+            let output = &mut self.outputs[at];
+            if let Err(error) = output.open(&self.setup) {
+                output.failed = true;
+                self.failed(error);
             }
         }
-        let pager = &setup.pager;
-        // The fd opened here is the pager's once adopted: make room for it first, so that the
-        // real descriptors of the outputs never exceed the budget, even for a moment.
-        if pager.resident() >= pager.budget() {
-            pager.release_one();
-        }
-        let mut fd = setup
-            .dir
-            .open_output(name.as_bytes(), setup.existing, || pager.release_one())
-            .map_err(|error| self.error_at(at, error))?;
-        let mut before = Vec::new();
-        let mut len = 0;
-        if setup.existing == Existing::Append {
-            let file = std::fs::File::from(fd);
-            len = file.metadata().map_err(|e| self.error_at(at, e))?.len();
-            if let Some(header) = &setup.header {
-                if len == 0 {
-                    before.extend_from_slice(&header.raw);
-                } else {
-                    self.check_header(at, &file, header)?;
-                }
-            }
-            if len > 0 {
-                let mut last = [0];
-                file.read_exact_at(&mut last, len - 1)
-                    .map_err(|e| self.error_at(at, e))?;
-                if !matches!(last[0], b'\n' | b'\r') {
-                    // The file's last record has no terminator: give it the header's.
-                    let raw = setup.header.as_ref().map_or(&b"\n"[..], |h| &h.raw[..]);
-                    let term = [&b"\r\n"[..], b"\n", b"\r"]
-                        .into_iter()
-                        .find(|t| raw.ends_with(t))
-                        .unwrap_or(b"\n");
-                    before.extend_from_slice(term);
-                }
-            }
-            fd = file.into();
-        }
-        let file = pager.adopt(fd).map_err(|error| self.error_at(at, error))?;
-        let output = &mut self.outputs[at];
-        output.len = len;
-        output.before = before;
-        let _ = output.file.set(file);
-        Ok(())
-    }
-
-    /// `--append`, when the file is opened: its header must still be the run's.
-    fn check_header(
-        &self,
-        at: usize,
-        file: &std::fs::File,
-        header: &Header,
-    ) -> Result<(), WriteError> {
-        check_header(file, header).map_err(|message| WriteError {
-            refused: true,
-            ..self.error_at(at, io::Error::new(io::ErrorKind::InvalidData, message))
-        })
     }
 
     /// Closes every file; an error from any close goes back to the main thread.
@@ -357,6 +289,90 @@ fn write_half(
 }
 
 impl Output {
+    /// Opens a key's file: a new file, or (with `--force`/`--append`) the existing one, whose
+    /// header is checked (`--append`), noting what goes before the records.
+    fn open(&mut self, setup: &Setup) -> Result<(), WriteError> {
+        let name = &self.name;
+        if setup.existing == Existing::Refuse {
+            // A new file, by a path through OUTDIR's descriptor, with O_EXCL: the cheapest
+            // way that is as safe as openat + O_NOFOLLOW (see `Outdir::through_fd`).
+            if let Some(path) = setup.dir.through_fd(name) {
+                let mut options = OpenOptions::new();
+                options.write(true).create_new(true);
+                let file = setup
+                    .pager
+                    .open(path, &options)
+                    .map_err(|error| self.error(&setup.dir, error))?;
+                let _ = self.file.set(file);
+                return Ok(());
+            }
+        }
+        let pager = &setup.pager;
+        // The fd opened here is the pager's once adopted: make room for it first, so that the
+        // real descriptors of the outputs never exceed the budget, even for a moment.
+        if pager.resident() >= pager.budget() {
+            pager.release_one();
+        }
+        let mut fd = setup
+            .dir
+            .open_output(name.as_bytes(), setup.existing, || pager.release_one())
+            .map_err(|error| self.error(&setup.dir, error))?;
+        let mut before = Vec::new();
+        let mut len = 0;
+        if setup.existing == Existing::Append {
+            let file = std::fs::File::from(fd);
+            len = file
+                .metadata()
+                .map_err(|e| self.error(&setup.dir, e))?
+                .len();
+            if let Some(header) = &setup.header {
+                if len == 0 {
+                    before.extend_from_slice(&header.raw);
+                } else {
+                    self.check_header(setup, &file, header)?;
+                }
+            }
+            if len > 0 {
+                let mut last = [0];
+                file.read_exact_at(&mut last, len - 1)
+                    .map_err(|e| self.error(&setup.dir, e))?;
+                if !matches!(last[0], b'\n' | b'\r') {
+                    // The file's last record has no terminator: give it the header's.
+                    let raw = setup.header.as_ref().map_or(&b"\n"[..], |h| &h.raw[..]);
+                    let term = [&b"\r\n"[..], b"\n", b"\r"]
+                        .into_iter()
+                        .find(|t| raw.ends_with(t))
+                        .unwrap_or(b"\n");
+                    before.extend_from_slice(term);
+                }
+            }
+            fd = file.into();
+        }
+        let file = pager
+            .adopt(fd)
+            .map_err(|error| self.error(&setup.dir, error))?;
+        self.len = len;
+        self.before = before;
+        let _ = self.file.set(file);
+        Ok(())
+    }
+
+    /// `--append`, when the file is opened: its header must still be the run's.
+    fn check_header(
+        &self,
+        setup: &Setup,
+        file: &std::fs::File,
+        header: &Header,
+    ) -> Result<(), WriteError> {
+        check_header(file, header).map_err(|message| WriteError {
+            refused: true,
+            ..self.error(
+                &setup.dir,
+                io::Error::new(io::ErrorKind::InvalidData, message),
+            )
+        })
+    }
+
     fn error(&self, dir: &Outdir, error: io::Error) -> WriteError {
         WriteError {
             file: shown_path(&dir.path().join(&self.name)),
@@ -377,12 +393,16 @@ impl Output {
         if self.failed {
             return Ok(());
         }
+        if self.file.get().is_none() {
+            if let Err(error) = self.open(setup) {
+                self.failed = true;
+                return Err(error);
+            }
+        }
         let shared = Arc::clone(&self.file);
         let Some(file) = shared.get() else {
-            // Not opened, and not marked failed: cannot happen (`create` does one or the
-            // other); dropping the records silently would be worse than saying so.
             self.failed = true;
-            let error = io::Error::other("the file was never opened");
+            let error = io::Error::other("the file was not opened");
             return Err(self.error(&setup.dir, error));
         };
         let mut file: &VirtualFile = file;
