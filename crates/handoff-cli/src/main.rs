@@ -67,6 +67,12 @@ pub fn summary_line(summary: &Summary) -> String {
             plural(summary.malformed, "malformed record", "malformed records")
         ));
     }
+    if let Some(bytes) = summary.bookkeeping_over {
+        line.push_str(&format!(
+            "; the keys' bookkeeping took {:.1} MiB, more than --memory (which bounds the buffers)",
+            bytes as f64 / f64::from(1 << 20)
+        ));
+    }
     if let Some(signal) = summary.interrupted_by {
         line.push_str(&format!(
             "; interrupted by signal {signal}: every record read before it was written \

@@ -38,6 +38,15 @@ impl Progress {
         }
     }
 
+    /// Shows a warning on stderr (above the progress line, if there is one), even with
+    /// `--quiet`.
+    pub fn warn(&mut self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("handoff partition: warning: {message}")),
+            None => eprintln!("handoff partition: warning: {message}"),
+        }
+    }
+
     pub fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();

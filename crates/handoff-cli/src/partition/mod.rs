@@ -14,6 +14,8 @@ pub mod names;
 pub mod outdir;
 pub mod outputs;
 pub mod records;
+pub mod sizes;
+pub mod writer;
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -51,6 +53,8 @@ pub struct Summary {
     pub interrupted_by: Option<usize>,
     /// What stopped the run after it began writing, if anything did.
     pub failure: Option<Failure>,
+    /// The per-key bookkeeping at the end, in bytes, if it was more than `--memory`.
+    pub bookkeeping_over: Option<usize>,
 }
 
 /// Why a run failed.
@@ -410,6 +414,9 @@ impl Feed<'_> {
             self.outputs
                 .add(key, [record.bom, record.raw, record.missing])?;
             self.summary.records += 1;
+            if let Some(warning) = self.outputs.take_warning() {
+                self.progress.warn(&warning);
+            }
             if self.summary.records.is_multiple_of(65_536) {
                 self.progress.update(
                     splitter.bytes_read() + self.summary.bytes_read,
@@ -464,11 +471,16 @@ fn split_failure(error: SplitError, name: &str) -> Failure {
 /// Step four: flush and close everything, and say what was written.
 fn finish(feed: Feed<'_>, stop: Option<Stop>, started: Instant) -> Result<Summary, Failure> {
     let Feed {
+        job,
         outputs,
         mut summary,
         mut progress,
         ..
     } = feed;
+    let bookkeeping = outputs.bookkeeping();
+    if bookkeeping > job.memory {
+        summary.bookkeeping_over = Some(bookkeeping);
+    }
     let finished = outputs.finish();
     summary.files = finished.files;
     summary.written = finished.records_written;

@@ -1,70 +1,55 @@
-//! One output file per key, written through the pager, with records coalesced per key in
-//! memory under a bound.
+//! One output file per key, with records coalesced per key in memory under a bound, and
+//! written by a thread of their own (see [`super::writer`]).
 //!
 //! Buffering is what makes the writes fast: every key collects its records in its own buffer,
-//! and a file is paged in only to take a whole buffer in one write. When the buffers (and the
-//! per-key bookkeeping) would pass `--memory`, the largest buffers are flushed until half of
-//! the bound is free; at the end, everything is flushed and every file closed, so that an error
-//! from any close is reported.
+//! and a file takes a whole buffer in one write. `--memory` bounds the buffers: the buffers
+//! held here and those handed to the writer and not yet written. When they would pass it,
+//! the largest buffers are handed to the writer (found by size class, no sort: see
+//! [`SizeClasses`]; among the largest, a file that is resident first, since writing it costs
+//! no page-in) until half of the bound is held here, and the parsing waits only while the
+//! writer is more than the other half behind. At the end, everything is handed over and the
+//! writer closes every file, so that an error from any close is reported.
 //!
-//! A buffer holds whole records only, so every file ends at a record boundary after every
-//! write; a write that fails (a full disk, `RLIMIT_FSIZE`) is undone by truncating the file
-//! back to the length it had before it, and that file takes no more writes.
+//! The per-key bookkeeping (the maps, the file's entry and name) is not a buffer: it stays for
+//! the whole run, and counting it against the bound would leave no room for buffers once
+//! there are many keys (every record would then cause a flush). It is taken off the bound as
+//! long as that leaves the buffers [`FLOOR`] (or the whole bound, if smaller); past that the
+//! buffers keep the floor, the run goes over `--memory`, and it says so once (see
+//! [`Outputs::take_warning`]).
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 
-use handoff::pager::{OpenOptions, Pager, Stats, VirtualFile};
+use handoff::pager::{Pager, Stats, VirtualFile};
 
 use super::display::{shown, shown_names, shown_path};
-use super::names::Names;
 use super::outdir::{Existing, Outdir};
 use super::records::Splitter;
+use super::sizes::SizeClasses;
+use super::writer::{self, Back, Done, Handed, Setup, Task};
 
-/// Bookkeeping counted against the memory bound for every key, besides its buffer: the map
-/// entry, the output's fields, the pager's entry and path, and the key and name bytes.
-const PER_KEY: usize = 320;
+/// Memory each key takes besides its buffer, for as long as the run lasts: the index entry
+/// and the key, the buffer's slot, the shared file cell, the writer's entry and the file name,
+/// the pager's entry and path (measured: see the README); plus twice the key's length.
+pub const PER_KEY: usize = 480;
+
+/// The least the buffers get, when the bookkeeping leaves less of the bound (or the whole
+/// bound, if it is smaller).
+pub const FLOOR: usize = 8 << 20;
+
+/// The least share of the bookkeeping the buffers are given (see [`budget`]).
+const SHARE_MIN: usize = 256 << 10;
 
 /// The run's header: its bytes as written (a BOM, the terminator) and its field names.
 pub struct Header {
     pub raw: Vec<u8>,
     pub fields: Vec<Vec<u8>>,
     pub delimiter: u8,
-}
-
-struct Output {
-    key: Box<[u8]>,
-    name: String,
-    file: Option<VirtualFile>,
-    /// The file's length after the last whole write: where it is cut back to if one fails.
-    len: u64,
-    buf: Vec<u8>,
-    /// Records in `buf`.
-    pending: u64,
-    /// `buf` starts with the header (a new file not written yet).
-    header_in_buf: bool,
-    /// A write failed: the file takes no more.
-    failed: bool,
-}
-
-pub struct Outputs {
-    pager: Pager,
-    dir: Outdir,
-    prefix: String,
-    suffix: String,
-    existing: Existing,
-    delimiter: u8,
-    header: Option<Header>,
-    index: HashMap<Box<[u8]>, usize>,
-    outputs: Vec<Output>,
-    names: Names,
-    /// Capacity of all buffers plus the per-key bookkeeping, in bytes.
-    held: usize,
-    memory: usize,
-    bytes_written: u64,
-    records_written: u64,
 }
 
 /// A failure to write an output, naming the file and the key.
@@ -96,7 +81,7 @@ pub struct Finished {
     pub pager: Stats,
     /// The first failure, if any (the other files were still flushed and closed).
     pub error: Option<WriteError>,
-    pub dir: Outdir,
+    pub dir: Arc<Outdir>,
 }
 
 /// A `Read` over a file by positional reads, which leave its offset alone.
@@ -114,7 +99,7 @@ impl Read for ReadAt<'_> {
 }
 
 /// The field names of the first record of a file (a BOM left out), `None` if it is empty.
-fn first_record(file: &std::fs::File, delimiter: u8) -> io::Result<Option<Vec<Vec<u8>>>> {
+pub fn first_record(file: &std::fs::File, delimiter: u8) -> io::Result<Option<Vec<Vec<u8>>>> {
     let mut splitter = Splitter::with_buffer(ReadAt { file, at: 0 }, delimiter, 0, 4096);
     let count = match splitter.next_record(true) {
         Ok(Some(record)) => record.fields,
@@ -132,7 +117,7 @@ fn first_record(file: &std::fs::File, delimiter: u8) -> io::Result<Option<Vec<Ve
 
 /// How much of `buf` (whole records, as buffered) lies within its first `reached` bytes:
 /// the end of the last whole record there, and how many records end by it.
-fn whole_records(buf: &[u8], reached: u64, delimiter: u8) -> (usize, u64) {
+pub fn whole_records(buf: &[u8], reached: u64, delimiter: u8) -> (usize, u64) {
     let mut splitter = Splitter::with_buffer(buf, delimiter, 0, buf.len());
     let (mut end, mut count, mut at) = (0, 0, 0u64);
     while let Ok(Some(record)) = splitter.next_record(false) {
@@ -144,6 +129,50 @@ fn whole_records(buf: &[u8], reached: u64, delimiter: u8) -> (usize, u64) {
         count += 1;
     }
     (end, count)
+}
+
+/// Key `at`'s records, waiting for the writer.
+struct Slot {
+    buf: Vec<u8>,
+    /// Records in `buf`.
+    pending: u64,
+    /// `buf` starts with the header (a new file not written yet).
+    header_in_buf: bool,
+    /// The file, once the writer has opened it (shared to see whether it is resident).
+    file: Arc<OnceLock<VirtualFile>>,
+}
+
+/// The writer thread and its two channels.
+struct Running {
+    tasks: Sender<Task>,
+    back: Receiver<Back>,
+    thread: JoinHandle<Done>,
+}
+
+pub struct Outputs {
+    pager: Pager,
+    dir: Arc<Outdir>,
+    prefix: String,
+    suffix: String,
+    existing: Existing,
+    delimiter: u8,
+    header: Option<Arc<Header>>,
+    index: HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>,
+    slots: Vec<Slot>,
+    sizes: SizeClasses,
+    /// Capacity of the buffers held here.
+    held: usize,
+    /// Capacity of the buffers handed to the writer and not yet written.
+    in_flight: usize,
+    /// Per-key bookkeeping, in bytes (see [`PER_KEY`]).
+    bookkeeping: usize,
+    memory: usize,
+    /// What the buffers may hold: the bound less the bookkeeping, or the floor.
+    budget: usize,
+    /// A warning to show, once (the bookkeeping passed the bound).
+    warning: Option<String>,
+    warned: bool,
+    writer: Option<Running>,
 }
 
 impl Outputs {
@@ -158,32 +187,47 @@ impl Outputs {
         let (prefix, suffix) = template.split_once("{}").expect("a checked template");
         Outputs {
             pager,
-            dir,
+            dir: Arc::new(dir),
             prefix: prefix.to_owned(),
             suffix: suffix.to_owned(),
             existing,
             delimiter,
             header: None,
-            index: HashMap::new(),
-            outputs: Vec::new(),
-            names: Names::default(),
+            index: HashMap::default(),
+            slots: Vec::new(),
+            sizes: SizeClasses::default(),
             held: 0,
+            in_flight: 0,
+            bookkeeping: 0,
             memory,
-            bytes_written: 0,
-            records_written: 0,
+            budget: memory,
+            warning: None,
+            warned: false,
+            writer: None,
         }
     }
 
     pub fn set_header(&mut self, header: Header) {
-        self.header = Some(header);
+        self.header = Some(Arc::new(header));
     }
 
     pub fn keys(&self) -> usize {
-        self.outputs.len()
+        self.slots.len()
     }
 
     pub fn stats(&self) -> Stats {
         self.pager.stats()
+    }
+
+    /// The per-key bookkeeping so far, in bytes (an estimate: [`PER_KEY`] a key, and twice
+    /// its length).
+    pub fn bookkeeping(&self) -> usize {
+        self.bookkeeping
+    }
+
+    /// The warning to show, once, when the bookkeeping passed `--memory`.
+    pub fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
     }
 
     fn refused(&self, name: &[u8], message: String) -> WriteError {
@@ -221,270 +265,314 @@ impl Outputs {
             let Ok(file) = self.dir.open_existing(&name) else {
                 continue; // not a regular file: refused when (if) it is opened
             };
-            self.check_header(&file, &name, header)?;
+            check_header(&file, header).map_err(|message| self.refused(&name, message))?;
         }
         Ok(())
     }
 
-    fn check_header(
-        &self,
-        file: &std::fs::File,
-        name: &[u8],
-        header: &Header,
-    ) -> Result<(), WriteError> {
-        let first = first_record(file, header.delimiter)
-            .map_err(|error| self.refused(name, format!("cannot read its header: {error}")))?;
-        match first {
-            Some(fields) if fields != header.fields => Err(self.refused(
-                name,
-                format!(
-                    "--append: its header ({}) is not the input's ({}); nothing was written to it",
-                    shown_names(&fields),
-                    shown_names(&header.fields)
-                ),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// Adds a record to its key's file: `parts` are its bytes (a BOM, the record, a
-    /// terminator it lacked).
+    /// Adds a record to its key's buffer: `parts` are its bytes (a BOM, the record, a
+    /// terminator it lacked). Fails with the writer's first failure, once it has one.
     pub fn add(&mut self, key: &[u8], parts: [&[u8]; 3]) -> Result<(), WriteError> {
         let at = match self.index.get(key) {
             Some(&at) => at,
             None => self.new_output(key)?,
         };
-        let output = &mut self.outputs[at];
-        let before = output.buf.capacity();
+        let slot = &mut self.slots[at as usize];
+        let before = slot.buf.capacity();
         for part in parts {
-            output.buf.extend_from_slice(part);
+            slot.buf.extend_from_slice(part);
         }
-        output.pending += 1;
-        self.held += output.buf.capacity() - before;
-        if self.held > self.memory {
-            self.flush_largest()?;
+        slot.pending += 1;
+        self.held += slot.buf.capacity() - before;
+        self.sizes.set(at, slot.buf.len());
+        if self.held + self.in_flight > self.budget {
+            self.make_room()?;
         }
         Ok(())
     }
 
-    fn new_output(&mut self, key: &[u8]) -> Result<usize, WriteError> {
-        let name = self.names.name(key).map_err(|message| WriteError {
+    /// The writer, started with the first key (the header is known by then).
+    fn writer(&mut self) -> &Running {
+        self.writer.get_or_insert_with(|| {
+            let (tasks, receiver) = mpsc::channel();
+            let (sender, back) = mpsc::channel();
+            let setup = Setup {
+                pager: self.pager.clone(),
+                dir: Arc::clone(&self.dir),
+                prefix: self.prefix.clone(),
+                suffix: self.suffix.clone(),
+                existing: self.existing,
+                delimiter: self.delimiter,
+                header: self.header.clone(),
+            };
+            let thread = std::thread::Builder::new()
+                .name("writer".into())
+                .spawn(move || writer::run(setup, receiver, sender))
+                .expect("a thread for the writer");
+            Running {
+                tasks,
+                back,
+                thread,
+            }
+        })
+    }
+
+    fn send(&mut self, task: Task) -> Result<(), WriteError> {
+        self.writer()
+            .tasks
+            .send(task)
+            .map_err(|_| self.writer_gone())
+    }
+
+    fn writer_gone(&self) -> WriteError {
+        WriteError {
+            file: shown_path(self.dir.path()),
+            key: None,
+            error: io::Error::other("the writing thread ended early"),
+            refused: false,
+        }
+    }
+
+    fn new_output(&mut self, key: &[u8]) -> Result<u32, WriteError> {
+        let at = u32::try_from(self.slots.len()).map_err(|_| WriteError {
             file: shown_path(self.dir.path()),
             key: Some(key.to_vec()),
-            error: io::Error::other(message),
+            error: io::Error::other("more than 4,294,967,295 keys"),
             refused: false,
         })?;
-        let name = format!("{}{name}{}", self.prefix, self.suffix);
-        let at = self.outputs.len();
+        let file = Arc::new(OnceLock::new());
+        self.send(Task::Create {
+            key: key.into(),
+            file: Arc::clone(&file),
+        })?;
         // A new file starts with the header: in the buffer, so that it goes out in the same
-        // write as the first records. (Appending, the header depends on the file: see `open`.)
+        // write as the first records. (Appending, the header depends on the file: the writer
+        // sees to it.)
         let mut buf = Vec::new();
         if let (Some(header), false) = (&self.header, self.existing == Existing::Append) {
             buf.extend_from_slice(&header.raw);
             self.held += buf.capacity();
         }
         let header_in_buf = !buf.is_empty();
-        self.outputs.push(Output {
-            key: key.into(),
-            name,
-            file: None,
-            len: 0,
+        self.slots.push(Slot {
             buf,
             pending: 0,
             header_in_buf,
-            failed: false,
+            file,
         });
         self.index.insert(key.into(), at);
-        self.held += PER_KEY + 2 * key.len();
+        self.bookkeeping += PER_KEY + 2 * key.len();
+        self.budget = budget(self.memory, self.bookkeeping);
+        if self.bookkeeping > self.memory && !self.warned {
+            self.warned = true;
+            self.warning = Some(format!(
+                "--memory {} is less than the bookkeeping of the {} keys seen so far ({}, about \
+                 {PER_KEY} bytes a key and twice its length), which stays to the end: the \
+                 buffers keep {} besides it, over the bound (--memory {} or more would hold \
+                 these keys and {} of buffers)",
+                mib(self.memory),
+                self.slots.len(),
+                mib(self.bookkeeping),
+                mib(self.budget),
+                mib_arg(self.bookkeeping + FLOOR),
+                mib(FLOOR)
+            ));
+        }
         Ok(at)
     }
 
-    /// Flushes the largest buffers until half of the memory bound is free.
-    fn flush_largest(&mut self) -> Result<(), WriteError> {
-        let mut order: Vec<usize> = (0..self.outputs.len())
-            .filter(|&at| !self.outputs[at].buf.is_empty())
-            .collect();
-        order.sort_unstable_by_key(|&at| std::cmp::Reverse(self.outputs[at].buf.len()));
-        for at in order {
-            if self.held <= self.memory / 2 {
-                break;
-            }
-            self.flush(at)?;
-        }
-        Ok(())
-    }
-
-    /// Opens a key's file the first time it is written: a new file, or (with `--append`) the
-    /// existing one, whose header is checked; returns what goes before the records (the
-    /// header for an empty file; a terminator if the file's last record lacks one).
-    fn open(&mut self, at: usize) -> Result<Vec<u8>, WriteError> {
-        let name = self.outputs[at].name.clone();
-        let fail = |outputs: &Outputs, error: io::Error| WriteError {
-            file: shown_path(&outputs.dir.path().join(&name)),
-            key: Some(outputs.outputs[at].key.to_vec()),
-            error,
-            refused: false,
+    /// Takes what the writer sent back; with `wait`, waits for at least one message first.
+    /// The writer's first failure is returned (the run stops).
+    fn collect(&mut self, mut wait: bool) -> Result<(), WriteError> {
+        let Some(running) = &self.writer else {
+            return Ok(());
         };
-        if self.existing == Existing::Refuse {
-            // A new file, by a path through OUTDIR's descriptor, with O_EXCL: the cheapest
-            // way that is as safe as openat + O_NOFOLLOW (see `Outdir::through_fd`).
-            if let Some(path) = self.dir.through_fd(&name) {
-                let mut options = OpenOptions::new();
-                options.write(true).create_new(true);
-                let file = self
-                    .pager
-                    .open(path, &options)
-                    .map_err(|error| fail(self, error))?;
-                let output = &mut self.outputs[at];
-                output.len = 0;
-                output.file = Some(file);
-                return Ok(Vec::new());
-            }
-        }
-        let pager = &self.pager;
-        // The fd opened here is the pager's once adopted: make room for it first, so that the
-        // real descriptors of the outputs never exceed the budget, even for a moment.
-        if pager.resident() >= pager.budget() {
-            pager.release_one();
-        }
-        let opened = self
-            .dir
-            .open_output(name.as_bytes(), self.existing, || pager.release_one());
-        let mut fd = opened.map_err(|error| fail(self, error))?;
-        let mut before = Vec::new();
-        let mut len = 0;
-        if self.existing == Existing::Append {
-            let file = std::fs::File::from(fd);
-            len = file.metadata().map_err(|e| fail(self, e))?.len();
-            if let Some(header) = &self.header {
-                if len == 0 {
-                    before.extend_from_slice(&header.raw);
-                } else {
-                    self.check_header(&file, name.as_bytes(), header)?;
+        loop {
+            let message = if wait {
+                wait = false;
+                running.back.recv().map_err(|_| ())
+            } else {
+                match running.back.try_recv() {
+                    Ok(message) => Ok(message),
+                    Err(TryRecvError::Empty) => return Ok(()),
+                    Err(TryRecvError::Disconnected) => Err(()),
                 }
+            };
+            match message {
+                Ok(Back::Freed(bytes)) => self.in_flight -= bytes,
+                Ok(Back::Failed(error)) => return Err(error),
+                Err(()) => return Err(self.writer_gone()),
             }
-            if len > 0 {
-                let mut last = [0];
-                file.read_exact_at(&mut last, len - 1)
-                    .map_err(|e| fail(self, e))?;
-                if !matches!(last[0], b'\n' | b'\r') {
-                    // The file's last record has no terminator: give it the header's.
-                    let raw = self.header.as_ref().map_or(&b"\n"[..], |h| &h.raw[..]);
-                    let term = [&b"\r\n"[..], b"\n", b"\r"]
-                        .into_iter()
-                        .find(|t| raw.ends_with(t))
-                        .unwrap_or(b"\n");
-                    before.extend_from_slice(term);
-                }
-            }
-            fd = file.into();
         }
-        let file = self.pager.adopt(fd).map_err(|error| fail(self, error))?;
-        let output = &mut self.outputs[at];
-        output.len = len;
-        output.file = Some(file);
-        Ok(before)
     }
 
-    /// Writes one key's buffer to its file (opened the first time). A failed write is cut
-    /// back: the file ends with its last whole record.
-    fn flush(&mut self, at: usize) -> Result<(), WriteError> {
-        if self.outputs[at].failed {
+    /// Hands the largest buffers to the writer until half of the budget is held here, then
+    /// waits while the writer is behind by more than the other half.
+    fn make_room(&mut self) -> Result<(), WriteError> {
+        self.collect(false)?;
+        if self.held + self.in_flight <= self.budget {
             return Ok(());
         }
-        let before = if self.outputs[at].file.is_none() {
-            match self.open(at) {
-                Ok(before) => before,
-                Err(error) => {
-                    self.outputs[at].failed = true;
-                    return Err(error);
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        let output = &mut self.outputs[at];
-        let file = output.file.as_mut().expect("opened above");
-        let result = file
-            .write_all(&before)
-            .and_then(|()| file.write_all(&output.buf));
-        if let Err(error) = result {
-            output.failed = true;
-            // Keep the records that reached the file whole; cut off the rest.
-            let on_disk = file.metadata().map_or(output.len, |m| m.len());
-            let start = output.len + before.len() as u64;
-            let (kept, records) = match on_disk.checked_sub(start) {
-                Some(reached) => whole_records(&output.buf, reached, self.delimiter),
-                None => (0, 0),
+        while self.held > self.budget / 2 {
+            let largest = self.sizes.largest();
+            let Some(&last) = largest.last() else {
+                break;
             };
-            let (keep, records) = if kept > 0 {
-                (
-                    start + kept as u64,
-                    records - u64::from(output.header_in_buf),
-                )
-            } else {
-                (output.len, 0)
-            };
-            let error = match file.set_len(keep) {
-                Ok(()) => {
-                    self.bytes_written += keep - output.len;
-                    self.records_written += records;
-                    error
-                }
-                Err(cut) => io::Error::new(
-                    error.kind(),
-                    format!("{error}; and cutting it back to its last whole record failed: {cut}"),
-                ),
-            };
-            return Err(WriteError {
-                file: shown_path(&self.dir.path().join(&output.name)),
-                key: Some(output.key.to_vec()),
-                error,
-                refused: false,
-            });
+            // Among the largest, a file that is resident costs no page-in to write.
+            let slots = &self.slots;
+            let at = largest
+                .iter()
+                .rev()
+                .take(16)
+                .copied()
+                .find(|&at| {
+                    slots[at as usize]
+                        .file
+                        .get()
+                        .is_some_and(VirtualFile::is_resident)
+                })
+                .unwrap_or(last);
+            self.hand_over(at)?;
         }
-        let wrote = (before.len() + output.buf.len()) as u64;
-        output.len += wrote;
-        self.bytes_written += wrote;
-        self.records_written += output.pending;
-        output.pending = 0;
-        output.header_in_buf = false;
-        self.held -= output.buf.capacity();
-        output.buf = Vec::new();
+        while self.held + self.in_flight > self.budget {
+            self.collect(true)?;
+        }
         Ok(())
     }
 
-    /// Flushes everything (but files whose writes failed) and closes every file. The first
-    /// error is reported, after all the rest is done.
+    /// Takes key `at`'s buffer out, for the writer.
+    fn take(&mut self, at: u32) -> Handed {
+        let slot = &mut self.slots[at as usize];
+        let handed = Handed {
+            at,
+            buf: std::mem::take(&mut slot.buf),
+            records: std::mem::take(&mut slot.pending),
+            header_in_buf: std::mem::take(&mut slot.header_in_buf),
+        };
+        self.held -= handed.buf.capacity();
+        self.sizes.set(at, 0);
+        handed
+    }
+
+    /// Gives key `at`'s buffer to the writer.
+    fn hand_over(&mut self, at: u32) -> Result<(), WriteError> {
+        let handed = self.take(at);
+        self.in_flight += handed.buf.capacity();
+        self.send(Task::Write(handed))
+    }
+
+    /// Hands every buffer to the writer (as one last task, written by two threads), waits
+    /// for it to write them and close every file, and reports. The first error not yet
+    /// returned by [`add`] is reported, after all the rest is done.
+    ///
+    /// [`add`]: Outputs::add
     pub fn finish(mut self) -> Finished {
         let mut first: Option<WriteError> = None;
-        for at in 0..self.outputs.len() {
-            if !self.outputs[at].buf.is_empty() {
-                if let Err(error) = self.flush(at) {
+        let full: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&at| !self.slots[at as usize].buf.is_empty())
+            .collect();
+        let last: Vec<Handed> = full.into_iter().map(|at| self.take(at)).collect();
+        if !last.is_empty() {
+            if let Err(error) = self.send(Task::Last(last)) {
+                first.get_or_insert(error);
+            }
+        }
+        // The writer closes the files: it must hold the last handle on each.
+        self.slots = Vec::new();
+        let mut done = Done {
+            bytes_written: 0,
+            records_written: 0,
+            files: 0,
+        };
+        if let Some(Running {
+            tasks,
+            back,
+            thread,
+        }) = self.writer.take()
+        {
+            drop(tasks);
+            match thread.join() {
+                Ok(finished) => done = finished,
+                Err(_) => {
+                    first.get_or_insert(self.writer_gone());
+                }
+            }
+            for message in back.try_iter() {
+                if let Back::Failed(error) = message {
                     first.get_or_insert(error);
                 }
             }
         }
-        let files = self.outputs.iter().filter(|o| o.file.is_some()).count();
-        for output in std::mem::take(&mut self.outputs) {
-            if let Some(file) = output.file {
-                if let Err(error) = file.close() {
-                    first.get_or_insert(WriteError {
-                        file: shown_path(&self.dir.path().join(&output.name)),
-                        key: Some(output.key.to_vec()),
-                        error,
-                        refused: false,
-                    });
-                }
-            }
-        }
         Finished {
-            bytes_written: self.bytes_written,
-            records_written: self.records_written,
-            files,
+            bytes_written: done.bytes_written,
+            records_written: done.records_written,
+            files: done.files,
             pager: self.pager.stats(),
             error: first,
             dir: self.dir,
         }
+    }
+}
+
+/// What the buffers may hold, with `bookkeeping` bytes of it taken by the keys: the rest of
+/// the bound, but at least [`FLOOR`] (or the whole bound, if smaller). Once the bookkeeping is
+/// many times the bound (the run is far over it anyway, and has warned), an eighth of the
+/// bookkeeping, up to the floor: with many keys, buffers of a tiny bound's size would hold
+/// less than a record a key, and every flush would page in a file per record (`--memory 1M`,
+/// 126,000 keys: 2.1x the time of an ample bound; with 7 MiB of buffers, 1.25x). A share
+/// below [`SHARE_MIN`] is not taken, so that a tiny bound with a few keys (tests) still
+/// means tiny buffers.
+fn budget(memory: usize, bookkeeping: usize) -> usize {
+    let share = (bookkeeping / 8).min(FLOOR);
+    let share = if share >= SHARE_MIN { share } else { 0 };
+    memory
+        .saturating_sub(bookkeeping)
+        .max(memory.min(FLOOR))
+        .max(share)
+}
+
+/// `n` bytes in MiB, for messages.
+fn mib(n: usize) -> String {
+    format!("{:.1} MiB", n as f64 / f64::from(1 << 20))
+}
+
+/// `n` bytes as a `--memory` argument, rounded up to whole MiB.
+fn mib_arg(n: usize) -> String {
+    format!("{}M", n.div_ceil(1 << 20))
+}
+
+/// Whether `file` starts with the run's header (a BOM aside): the message saying why not.
+pub fn check_header(file: &std::fs::File, header: &Header) -> Result<(), String> {
+    match first_record(file, header.delimiter) {
+        Err(error) => Err(format!("cannot read its header: {error}")),
+        Ok(Some(fields)) if fields != header.fields => Err(format!(
+            "--append: its header ({}) is not the input's ({}); nothing was written to it",
+            shown_names(&fields),
+            shown_names(&header.fields)
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn the_bound_less_the_bookkeeping_or_the_floor() {
+        // Ample: the bound less the bookkeeping.
+        assert_eq!(budget(256 * MIB, 10 * MIB), 246 * MIB);
+        // The bookkeeping nearly fills the bound: the floor (RSS stays within bound + floor).
+        assert_eq!(budget(64 * MIB, 60 * MIB), FLOOR);
+        // A bound below the floor: the whole bound, besides the bookkeeping.
+        assert_eq!(budget(6 * MIB, 9 * MIB), 6 * MIB);
+        // Tiny bounds with a few keys stay tiny.
+        assert_eq!(budget(64, 5 * PER_KEY), 64);
+        assert_eq!(budget(1024, 3 * PER_KEY), 1024);
+        // Far over the bound: an eighth of the bookkeeping, up to the floor.
+        assert_eq!(budget(MIB, 59 * MIB), 59 * MIB / 8);
+        assert_eq!(budget(MIB, 200 * MIB), FLOOR);
     }
 }

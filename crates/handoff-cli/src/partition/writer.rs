@@ -1,0 +1,445 @@
+//! The writer thread: it creates every output file, writes the buffers it is handed, and
+//! closes the files at the end, while the main thread goes on parsing.
+//!
+//! The kernel's work (creating a file costs about as much as parsing its records) then
+//! overlaps the parsing: a file is created as soon as its key is first seen ([`Task::Create`]),
+//! not when its first buffer is written, so that with ample memory most of the creating is
+//! done by the time the input ends, and only the writes are left. That holds while the
+//! descriptors allow: past the pager's budget, a file created early would be paged out before
+//! its first write and reopened for it, so it is created at its first write instead. The last
+//! buffers are written by two threads ([`Task::Last`]).
+//!
+//! One thread takes the tasks in the order they were sent, so each key's records reach its
+//! file in input order. A buffer holds whole records only, so every file ends at a record
+//! boundary after every write; a write that fails (a full disk, `RLIMIT_FSIZE`) is cut back to
+//! the last whole record that reached the file, that file takes no more writes, and the
+//! failure goes back to the main thread ([`Back::Failed`]), which stops reading. The counts of
+//! bytes and records written are the writer's: exactly what the files hold.
+
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, OnceLock};
+
+use handoff::pager::{OpenOptions, Pager, VirtualFile};
+
+use super::display::shown_path;
+use super::names::Names;
+use super::outdir::{Existing, Outdir};
+use super::outputs::{check_header, whole_records, Header, WriteError};
+
+/// What the main thread asks of the writer.
+pub enum Task {
+    /// A new key: create (or open, as `--force`/`--append` say) its file now. `file` is
+    /// where the open file goes, shared so that the main thread can see whether it is
+    /// resident (see `Outputs::make_room`).
+    Create {
+        key: Box<[u8]>,
+        file: Arc<OnceLock<VirtualFile>>,
+    },
+    /// A buffer to append to its key's file.
+    Write(Handed),
+    /// The last buffers, at most one per key, sent once the input is done: written by two
+    /// threads at once (the main thread has nothing else to do by then), each taking the
+    /// files of its half of the keys.
+    Last(Vec<Handed>),
+}
+
+/// Key `at`'s buffer: whole records, the header first if `header_in_buf`.
+pub struct Handed {
+    pub at: u32,
+    pub buf: Vec<u8>,
+    pub records: u64,
+    pub header_in_buf: bool,
+}
+
+/// What the writer tells the main thread.
+pub enum Back {
+    /// A buffer was written (or dropped): its capacity is free again.
+    Freed(usize),
+    /// An output failed: it takes no more writes.
+    Failed(WriteError),
+}
+
+/// What the writer reports when every task is done and every file closed.
+pub struct Done {
+    pub bytes_written: u64,
+    pub records_written: u64,
+    /// Files opened (created or appended to).
+    pub files: usize,
+}
+
+/// What the writer needs to know about the run.
+pub struct Setup {
+    pub pager: Pager,
+    pub dir: Arc<Outdir>,
+    pub prefix: String,
+    pub suffix: String,
+    pub existing: Existing,
+    pub delimiter: u8,
+    pub header: Option<Arc<Header>>,
+}
+
+struct Output {
+    key: Box<[u8]>,
+    name: String,
+    file: Arc<OnceLock<VirtualFile>>,
+    /// The file's length after the last whole write: where it is cut back to if one fails.
+    len: u64,
+    /// What goes before the first records (`--append`: the header for an empty file, or a
+    /// terminator for a last record that lacks one).
+    before: Vec<u8>,
+    /// An open or a write failed: the file takes no more.
+    failed: bool,
+}
+
+struct Writer {
+    setup: Setup,
+    names: Names,
+    outputs: Vec<Output>,
+    back: Sender<Back>,
+    counts: Counts,
+}
+
+/// Bytes and records written, whole.
+#[derive(Default)]
+struct Counts {
+    bytes: u64,
+    records: u64,
+}
+
+/// Runs the writer: takes tasks until the main thread hangs up, then closes every file.
+pub fn run(setup: Setup, tasks: Receiver<Task>, back: Sender<Back>) -> Done {
+    let mut writer = Writer {
+        setup,
+        names: Names::default(),
+        outputs: Vec::new(),
+        back,
+        counts: Counts::default(),
+    };
+    for task in tasks {
+        match task {
+            Task::Create { key, file } => writer.create(key, file),
+            Task::Write(handed) => {
+                let output = &mut writer.outputs[handed.at as usize];
+                let result = output.write(&writer.setup, &handed, &mut writer.counts);
+                if let Err(error) = result {
+                    writer.failed(error);
+                }
+                let _ = writer.back.send(Back::Freed(handed.buf.capacity()));
+            }
+            Task::Last(last) => writer.last(last),
+        }
+    }
+    writer.close_all()
+}
+
+impl Writer {
+    fn failed(&self, error: WriteError) {
+        // The main thread may be gone (it only hangs up at the end); then the error is moot.
+        let _ = self.back.send(Back::Failed(error));
+    }
+
+    fn error_at(&self, at: usize, error: io::Error) -> WriteError {
+        self.outputs[at].error(&self.setup.dir, error)
+    }
+
+    /// The last buffers: the files split in two halves (by key, as many buffers each), one
+    /// written by a thread of its own; in each half, files that are resident first.
+    fn last(&mut self, mut last: Vec<Handed>) {
+        /// Below this, a second thread costs more than it saves.
+        const PARALLEL: usize = 256;
+        last.sort_unstable_by_key(|handed| handed.at);
+        let half = if last.len() >= PARALLEL {
+            last.len() / 2
+        } else {
+            last.len()
+        };
+        let (mine, theirs) = last.split_at(half);
+        let split = theirs
+            .first()
+            .map_or(self.outputs.len(), |handed| handed.at as usize);
+        let (low, high) = self.outputs.split_at_mut(split);
+        let (setup, back) = (&self.setup, &self.back);
+        // Locked once, by whichever thread writes that half.
+        let high = std::sync::Mutex::new(high);
+        let second_half = || {
+            let mut high = high.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            write_half(&mut high, split, theirs, setup, back)
+        };
+        let counts = std::thread::scope(|scope| {
+            let other = (!theirs.is_empty()).then(|| {
+                std::thread::Builder::new()
+                    .name("writer 2".into())
+                    .spawn_scoped(scope, second_half)
+            });
+            let mut counts = write_half(low, 0, mine, setup, back);
+            match other {
+                Some(Ok(thread)) => match thread.join() {
+                    Ok(more) => counts.add(&more),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                // No second thread to be had: this one writes the other half too.
+                Some(Err(_)) => counts.add(&second_half()),
+                None => {}
+            }
+            counts
+        });
+        self.counts.add(&counts);
+    }
+
+    /// A new key's file, created (or opened) now.
+    fn create(&mut self, key: Box<[u8]>, file: Arc<OnceLock<VirtualFile>>) {
+        let name = match self.names.name(&key) {
+            Ok(name) => format!("{}{name}{}", self.setup.prefix, self.setup.suffix),
+            Err(message) => {
+                let error = WriteError {
+                    file: shown_path(self.setup.dir.path()),
+                    key: Some(key.to_vec()),
+                    error: io::Error::other(message),
+                    refused: false,
+                };
+                self.outputs.push(Output {
+                    key,
+                    name: String::new(),
+                    file,
+                    len: 0,
+                    before: Vec::new(),
+                    failed: true,
+                });
+                self.failed(error);
+                return;
+            }
+        };
+        let at = self.outputs.len();
+        self.outputs.push(Output {
+            key,
+            name,
+            file,
+            len: 0,
+            before: Vec::new(),
+            failed: false,
+        });
+        // Created now only while the descriptors allow it; past that, a file created now
+        // would be paged out before its first write and reopened for it, which costs more
+        // than creating it then.
+        let pager = &self.setup.pager;
+        if pager.resident() < pager.budget() {
+            let output = &mut self.outputs[at];
+            if let Err(error) = output.open(&self.setup) {
+                output.failed = true;
+                self.failed(error);
+            }
+        }
+    }
+
+    /// Closes every file; an error from any close goes back to the main thread.
+    fn close_all(mut self) -> Done {
+        let mut files = 0;
+        for at in 0..self.outputs.len() {
+            let shared = std::mem::take(&mut self.outputs[at].file);
+            // The main thread has dropped its handles before hanging up, so this is the last.
+            let Some(file) = Arc::into_inner(shared).and_then(OnceLock::into_inner) else {
+                continue;
+            };
+            files += 1;
+            if let Err(error) = file.close() {
+                let error = self.error_at(at, error);
+                self.failed(error);
+            }
+        }
+        Done {
+            bytes_written: self.counts.bytes,
+            records_written: self.counts.records,
+            files,
+        }
+    }
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.bytes += other.bytes;
+        self.records += other.records;
+    }
+}
+
+/// Writes `handed` (sorted by key) to `outputs`, the outputs of keys `base..`: files that are
+/// resident first. Failures go back to the main thread.
+fn write_half(
+    outputs: &mut [Output],
+    base: usize,
+    handed: &[Handed],
+    setup: &Setup,
+    back: &Sender<Back>,
+) -> Counts {
+    let mut counts = Counts::default();
+    let (now, later): (Vec<&Handed>, Vec<&Handed>) = handed.iter().partition(|handed| {
+        outputs[handed.at as usize - base]
+            .file
+            .get()
+            .is_some_and(VirtualFile::is_resident)
+    });
+    for handed in now.into_iter().chain(later) {
+        let output = &mut outputs[handed.at as usize - base];
+        if let Err(error) = output.write(setup, handed, &mut counts) {
+            let _ = back.send(Back::Failed(error));
+        }
+    }
+    counts
+}
+
+impl Output {
+    /// Opens a key's file: a new file, or (with `--force`/`--append`) the existing one, whose
+    /// header is checked (`--append`), noting what goes before the records.
+    fn open(&mut self, setup: &Setup) -> Result<(), WriteError> {
+        let name = &self.name;
+        if setup.existing == Existing::Refuse {
+            // A new file, by a path through OUTDIR's descriptor, with O_EXCL: the cheapest
+            // way that is as safe as openat + O_NOFOLLOW (see `Outdir::through_fd`).
+            if let Some(path) = setup.dir.through_fd(name) {
+                let mut options = OpenOptions::new();
+                options.write(true).create_new(true);
+                let file = setup
+                    .pager
+                    .open(path, &options)
+                    .map_err(|error| self.error(&setup.dir, error))?;
+                let _ = self.file.set(file);
+                return Ok(());
+            }
+        }
+        let pager = &setup.pager;
+        // The fd opened here is the pager's once adopted: make room for it first, so that the
+        // real descriptors of the outputs never exceed the budget, even for a moment.
+        if pager.resident() >= pager.budget() {
+            pager.release_one();
+        }
+        let mut fd = setup
+            .dir
+            .open_output(name.as_bytes(), setup.existing, || pager.release_one())
+            .map_err(|error| self.error(&setup.dir, error))?;
+        let mut before = Vec::new();
+        let mut len = 0;
+        if setup.existing == Existing::Append {
+            let file = std::fs::File::from(fd);
+            len = file
+                .metadata()
+                .map_err(|e| self.error(&setup.dir, e))?
+                .len();
+            if let Some(header) = &setup.header {
+                if len == 0 {
+                    before.extend_from_slice(&header.raw);
+                } else {
+                    self.check_header(setup, &file, header)?;
+                }
+            }
+            if len > 0 {
+                let mut last = [0];
+                file.read_exact_at(&mut last, len - 1)
+                    .map_err(|e| self.error(&setup.dir, e))?;
+                if !matches!(last[0], b'\n' | b'\r') {
+                    // The file's last record has no terminator: give it the header's.
+                    let raw = setup.header.as_ref().map_or(&b"\n"[..], |h| &h.raw[..]);
+                    let term = [&b"\r\n"[..], b"\n", b"\r"]
+                        .into_iter()
+                        .find(|t| raw.ends_with(t))
+                        .unwrap_or(b"\n");
+                    before.extend_from_slice(term);
+                }
+            }
+            fd = file.into();
+        }
+        let file = pager
+            .adopt(fd)
+            .map_err(|error| self.error(&setup.dir, error))?;
+        self.len = len;
+        self.before = before;
+        let _ = self.file.set(file);
+        Ok(())
+    }
+
+    /// `--append`, when the file is opened: its header must still be the run's.
+    fn check_header(
+        &self,
+        setup: &Setup,
+        file: &std::fs::File,
+        header: &Header,
+    ) -> Result<(), WriteError> {
+        check_header(file, header).map_err(|message| WriteError {
+            refused: true,
+            ..self.error(
+                &setup.dir,
+                io::Error::new(io::ErrorKind::InvalidData, message),
+            )
+        })
+    }
+
+    fn error(&self, dir: &Outdir, error: io::Error) -> WriteError {
+        WriteError {
+            file: shown_path(&dir.path().join(&self.name)),
+            key: Some(self.key.to_vec()),
+            error,
+            refused: false,
+        }
+    }
+
+    /// Appends one buffer to the file. A failed write is cut back: the file ends with its
+    /// last whole record, and takes no more.
+    fn write(
+        &mut self,
+        setup: &Setup,
+        handed: &Handed,
+        counts: &mut Counts,
+    ) -> Result<(), WriteError> {
+        if self.failed {
+            return Ok(());
+        }
+        if self.file.get().is_none() {
+            if let Err(error) = self.open(setup) {
+                self.failed = true;
+                return Err(error);
+            }
+        }
+        let shared = Arc::clone(&self.file);
+        let Some(file) = shared.get() else {
+            self.failed = true;
+            let error = io::Error::other("the file was not opened");
+            return Err(self.error(&setup.dir, error));
+        };
+        let mut file: &VirtualFile = file;
+        let buf = &handed.buf;
+        let before = std::mem::take(&mut self.before);
+        let result = file.write_all(&before).and_then(|()| file.write_all(buf));
+        if let Err(error) = result {
+            self.failed = true;
+            // Keep the records that reached the file whole; cut off the rest.
+            let on_disk = file.metadata().map_or(self.len, |m| m.len());
+            let start = self.len + before.len() as u64;
+            let (kept, whole) = match on_disk.checked_sub(start) {
+                Some(reached) => whole_records(buf, reached, setup.delimiter),
+                None => (0, 0),
+            };
+            let (keep, whole) = if kept > 0 {
+                (start + kept as u64, whole - u64::from(handed.header_in_buf))
+            } else {
+                (self.len, 0)
+            };
+            let error = match file.set_len(keep) {
+                Ok(()) => {
+                    counts.bytes += keep - self.len;
+                    counts.records += whole;
+                    error
+                }
+                Err(cut) => io::Error::new(
+                    error.kind(),
+                    format!("{error}; and cutting it back to its last whole record failed: {cut}"),
+                ),
+            };
+            return Err(self.error(&setup.dir, error));
+        }
+        let wrote = (before.len() + buf.len()) as u64;
+        self.len += wrote;
+        counts.bytes += wrote;
+        counts.records += handed.records;
+        Ok(())
+    }
+}

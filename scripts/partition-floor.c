@@ -1,0 +1,38 @@
+// The file-creation floor for `handoff partition` (issue #12): creates every file of SRCDIR
+// again in DSTDIR (O_CREAT | O_EXCL | O_NOFOLLOW), writes its bytes, closes it; the bytes are
+// read into memory first, untimed. Prints the timed seconds. Used by scripts/partition-ratios.sh.
+//
+//   cc -O2 -o /tmp/partition-floor scripts/partition-floor.c && /tmp/partition-floor SRCDIR DSTDIR
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+struct f { char name[256]; char *data; size_t len; };
+int main(int argc, char **argv) {
+  DIR *d = opendir(argv[1]); struct dirent *e; size_t n = 0, cap = 1024;
+  struct f *fs = malloc(cap * sizeof *fs);
+  int src = dirfd(d);
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    if (n == cap) fs = realloc(fs, (cap *= 2) * sizeof *fs);
+    strcpy(fs[n].name, e->d_name);
+    int fd = openat(src, e->d_name, O_RDONLY); struct stat st; fstat(fd, &st);
+    fs[n].len = st.st_size; fs[n].data = malloc(st.st_size);
+    if (read(fd, fs[n].data, st.st_size) != st.st_size) return 1;
+    close(fd); n++;
+  }
+  mkdir(argv[2], 0777); int dst = open(argv[2], O_RDONLY | O_DIRECTORY);
+  struct timespec a, b; clock_gettime(CLOCK_MONOTONIC, &a);
+  for (size_t i = 0; i < n; i++) {
+    int fd = openat(dst, fs[i].name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0666);
+    if (fd < 0 || write(fd, fs[i].data, fs[i].len) != (ssize_t)fs[i].len) { perror("w"); return 1; }
+    close(fd);
+  }
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  printf("%zu files: %.3f s\n", n, (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9);
+  return 0;
+}
