@@ -66,6 +66,8 @@ pub(super) struct Budget {
     peak: AtomicU64,
     /// How often a taker had to sleep.
     waits: AtomicU64,
+    /// Pins held by [`PinnedFile`](super::PinnedFile)s, by the thread that took them.
+    pub(super) long_pins: super::pinned::Ledger,
 }
 
 /// One descriptor's share of the budget, given back when dropped (unless kept).
@@ -98,6 +100,7 @@ impl Budget {
             wakeup: Condvar::new(),
             peak: AtomicU64::new(0),
             waits: AtomicU64::new(0),
+            long_pins: super::pinned::Ledger::default(),
         }
     }
 
@@ -307,14 +310,14 @@ impl Budget {
     }
 
     /// Descriptors (not pins: a slot pinned twice is one) this thread's `with_fd` closures
-    /// hold on files that can be paged out.
+    /// and [`PinnedFile`](super::PinnedFile)s hold on files that can be paged out.
     fn held_by_this_thread(&self) -> usize {
         HELD.with(|held| {
             held.borrow()
                 .iter()
                 .filter(|&&(id, _, _)| id == self.id)
                 .count()
-        })
+        }) + self.long_pins.held_by_this_thread()
     }
 }
 

@@ -79,6 +79,7 @@ mod file;
 #[cfg(all(test, loom))]
 mod loom;
 mod options;
+mod pinned;
 mod slots;
 mod stats;
 mod sync;
@@ -105,6 +106,7 @@ pub use error::{PageInError, PageInErrorKind};
 pub use file::VirtualFile;
 use file::Writes;
 pub use options::OpenOptions;
+pub use pinned::PinnedFile;
 pub use slots::Vfd;
 pub use stats::Stats;
 
