@@ -1,15 +1,21 @@
 //! The pager under races between threads of one process, through the public API: each test is
 //! the reproducer of a bug that was found (issue 8), kept so that it cannot come back. Each one
 //! fails (rather than hangs) on the code that had the bug: a watchdog bounds every wait.
-#![cfg(unix)]
+//! (Most need Unix: paging in by reopening, `with_fd`; those that hold for C-runtime
+//! descriptors run on Windows too.)
 
-use std::fs;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io;
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(unix)]
+use std::{
+    fs,
+    io::{Read, Seek, SeekFrom},
+    os::fd::AsRawFd,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Instant,
+};
 
 use handoff::pager::{OpenOptions, Pager};
 
@@ -39,6 +45,7 @@ fn within<T: Send + 'static>(limit: Duration, scenario: impl FnOnce() -> T + Sen
 /// budget 16, 8 spare files, 8 files written then unlinked, one thread evicting in a loop, the
 /// main thread reading the 8 for 3 ms per round (it failed within 10-200 rounds).
 #[test]
+#[cfg(unix)]
 fn a_file_kept_resident_by_a_racing_eviction_is_read_not_reopened() {
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut rounds = 0;
@@ -97,6 +104,7 @@ fn a_file_kept_resident_by_a_racing_eviction_is_read_not_reopened() {
 /// certain through the public counters: the second thread has counted its wait before the
 /// `with_fd` thread reads x.
 #[test]
+#[cfg(unix)]
 fn a_self_wait_behind_another_threads_page_in_is_a_deadlock_error_not_a_hang() {
     let (inner, other) = within(Duration::from_secs(10), || {
         let dir = tempfile::tempdir().unwrap();
@@ -138,6 +146,7 @@ fn a_self_wait_behind_another_threads_page_in_is_a_deadlock_error_not_a_hang() {
 /// bytes: here C code reads 3 bytes in the closure while another thread reads 2 through the
 /// cursor, and a final read takes the rest; every byte is read exactly once.
 #[test]
+#[cfg(unix)]
 fn with_fd_and_a_concurrent_cursor_read_consume_distinct_bytes() {
     let (in_closure, concurrent, rest) = within(Duration::from_secs(10), || {
         let dir = tempfile::tempdir().unwrap();
@@ -191,6 +200,7 @@ fn with_fd_and_a_concurrent_cursor_read_consume_distinct_bytes() {
 /// same file's cursor (or nests `with_fd` on it) gets `Deadlock` at once instead of hanging,
 /// and the file works again afterwards.
 #[test]
+#[cfg(unix)]
 fn a_closure_using_its_own_files_cursor_gets_deadlock_not_a_hang() {
     let kinds = within(Duration::from_secs(10), || {
         let dir = tempfile::tempdir().unwrap();
@@ -223,6 +233,7 @@ fn a_closure_using_its_own_files_cursor_gets_deadlock_not_a_hang() {
 /// `ESPIPE`), the closure's result is still returned; the error is not lost either: the next
 /// cursor operation returns it.
 #[test]
+#[cfg(unix)]
 fn the_closures_result_survives_a_failed_read_back_of_the_position() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("f"), b"abcdef").unwrap();
@@ -241,4 +252,122 @@ fn the_closures_result_survives_a_failed_read_back_of_the_position() {
     let error = (&file).read(&mut [0; 2]).unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::NotSeekable, "{error}");
     assert!(error.to_string().contains("with_fd"), "{error}");
+}
+
+/// The pager's own errors carry a payload that code can match on (not only a message):
+/// removed, replaced, and the deadlock of a self-wait.
+#[test]
+#[cfg(unix)]
+fn the_pagers_own_errors_carry_a_payload_to_match_on() {
+    use handoff::pager::{PageInError, PageInErrorKind};
+    let dir = tempfile::tempdir().unwrap();
+    let pager = Pager::new(1);
+    let kind_of = |error: &io::Error| PageInError::of(error).map(PageInError::kind);
+
+    let removed = pager
+        .open(dir.path().join("removed"), &rw_create())
+        .unwrap();
+    let replaced = pager
+        .open(dir.path().join("replaced"), &rw_create())
+        .unwrap();
+    let other = pager.open(dir.path().join("other"), &rw_create()).unwrap();
+    fs::remove_file(dir.path().join("removed")).unwrap();
+    fs::remove_file(dir.path().join("replaced")).unwrap();
+    fs::write(dir.path().join("replaced"), b"someone else's").unwrap();
+
+    let error = removed.read_at(&mut [0; 1], 0).unwrap_err();
+    assert_eq!(kind_of(&error), Some(PageInErrorKind::Removed), "{error}");
+    let why = PageInError::of(&error).unwrap();
+    assert!(why.is_identity_failure());
+    assert_eq!(why.path(), Some(dir.path().join("removed").as_path()));
+    assert_eq!(why.raw_os_error(), Some(libc::ENOENT));
+
+    let error = replaced.read_at(&mut [0; 1], 0).unwrap_err();
+    assert_eq!(kind_of(&error), Some(PageInErrorKind::Replaced), "{error}");
+    assert_eq!(error.kind(), io::ErrorKind::NotFound);
+    assert_eq!(pager.stats().identity_failures, 2);
+
+    // Budget 1, held by this thread's own pin: reading a paged-out file can never succeed.
+    let error = other
+        .with_fd(|_| removed.read_at(&mut [0; 1], 0).unwrap_err())
+        .unwrap();
+    assert_eq!(kind_of(&error), Some(PageInErrorKind::Deadlock), "{error}");
+    assert_eq!(error.kind(), io::ErrorKind::Deadlock);
+
+    // An OS error of the operation itself is not the pager's: no payload.
+    let error = other.write_at(b"x", u64::MAX).unwrap_err();
+    assert_eq!(kind_of(&error), None, "{error}");
+}
+
+/// Bug 2 of issue 8 with C-runtime descriptors (on Windows the only thing paged): inside
+/// `y.with_crt_fd`, asking for x's descriptor while another thread's page-in of x waits for the
+/// budget that y's pin holds is a `Deadlock` error, not a hang; the other thread then gets x.
+#[test]
+fn a_self_wait_for_a_crt_descriptor_is_a_deadlock_error_not_a_hang() {
+    let (inner, other) = within(Duration::from_secs(10), || {
+        let dir = tempfile::tempdir().unwrap();
+        let pager = Pager::new(1);
+        let x = pager.open(dir.path().join("x"), &rw_create()).unwrap();
+        let y = pager.open(dir.path().join("y"), &rw_create()).unwrap();
+        y.with_crt_fd(|_| ()).unwrap(); // y resident, x not (budget 1)
+        assert!(!x.is_resident());
+        let (go, started) = mpsc::channel();
+        thread::scope(|scope| {
+            let x_ref = &x;
+            let other = scope.spawn(move || {
+                started.recv().unwrap();
+                x_ref.with_crt_fd(|fd| fd >= 0)
+            });
+            let inner = y
+                .with_crt_fd(|_| {
+                    let waits = pager.stats().waits;
+                    go.send(()).unwrap();
+                    while pager.stats().waits == waits {
+                        thread::yield_now();
+                    }
+                    x.with_crt_fd(|_| ()).map_err(|error| error.kind())
+                })
+                .unwrap();
+            (inner, other.join().unwrap().unwrap())
+        })
+    });
+    assert_eq!(inner, Err(io::ErrorKind::Deadlock));
+    assert!(other);
+}
+
+/// A cursor call that pages its file in holds the cursor while it waits for the budget. A
+/// thread whose `with_fd` pin holds that budget and asks for the same cursor waited for it for
+/// ever (both threads hung); it gets `Deadlock` now, and the other thread its bytes.
+#[test]
+#[cfg(unix)]
+fn a_cursor_held_by_a_page_in_waiting_for_this_threads_pin_is_a_deadlock_error() {
+    let (inner, other) = within(Duration::from_secs(10), || {
+        let dir = tempfile::tempdir().unwrap();
+        let pager = Pager::new(1);
+        let x = pager.open(dir.path().join("x"), &rw_create()).unwrap();
+        x.write_all_at(b"x data", 0).unwrap();
+        let y = pager.open(dir.path().join("y"), &rw_create()).unwrap(); // x paged out
+        let (go, started) = mpsc::channel();
+        thread::scope(|scope| {
+            let x_ref = &x;
+            let other = scope.spawn(move || {
+                started.recv().unwrap();
+                let mut text = String::new();
+                { x_ref }.read_to_string(&mut text).map(|_| text)
+            });
+            let inner = y
+                .with_fd(|_| {
+                    let waits = pager.stats().waits;
+                    go.send(()).unwrap();
+                    while pager.stats().waits == waits {
+                        thread::yield_now();
+                    }
+                    (&x).read(&mut [0; 2]).map_err(|error| error.kind())
+                })
+                .unwrap();
+            (inner, other.join().unwrap().unwrap())
+        })
+    });
+    assert_eq!(inner, Err(io::ErrorKind::Deadlock));
+    assert_eq!(other, "x data");
 }

@@ -45,10 +45,16 @@ fn budget_bits(budget: usize) -> u64 {
     (budget.clamp(1, COUNT as usize) as u64) << 32
 }
 
-sync::thread_local! {
+#[cfg(not(loom))]
+std::thread_local! {
     /// (pager id, slot, pins) held by this thread's `with_fd` closures on files that can be
     /// paged out: a slot is one descriptor however often it is pinned.
     static HELD: RefCell<Vec<(usize, u32, usize)>> = const { RefCell::new(Vec::new()) };
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static HELD: RefCell<Vec<(usize, u32, usize)>> = RefCell::new(Vec::new());
 }
 
 pub(super) struct Budget {
@@ -307,6 +313,11 @@ impl Budget {
         });
         let _release = Release(self.id, slot);
         f()
+    }
+
+    /// Whether this thread's `with_fd` closures pin any of this pager's files.
+    pub(super) fn holds_pins(&self) -> bool {
+        self.held_by_this_thread() != 0
     }
 
     /// Descriptors (not pins: a slot pinned twice is one) this thread's `with_fd` closures

@@ -202,6 +202,18 @@ pub(super) enum PageIn<'a> {
 }
 
 impl Entry {
+    /// An entry for the loom models: resident with `fd`, or paged out; pageable, read access.
+    #[cfg(loom)]
+    pub(super) fn model(fd: Option<RawDescriptor>) -> Entry {
+        let entry = Entry::default();
+        let state = match fd {
+            Some(fd) => descriptor_bits(fd) | RESIDENT | READ,
+            None => READ,
+        };
+        entry.state.store(state, Ordering::Relaxed);
+        entry
+    }
+
     /// The state now (`Acquire`: what it shows, such as a descriptor, may be used).
     #[inline]
     pub(super) fn snapshot(&self) -> Snapshot {
@@ -269,7 +281,8 @@ impl Entry {
     /// Takes the LOCKED bit if nobody holds it.
     #[must_use]
     pub(super) fn try_lock(&self) -> Option<Locked<'_>> {
-        (self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0).then_some(Locked(self))
+        // `then`, not `then_some`: a `Locked` made and dropped would clear the holder's bit.
+        (self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0).then(|| Locked(self))
     }
 
     /// Takes the LOCKED bit, yielding while another thread holds it. Only for the final
@@ -324,7 +337,7 @@ impl Entry {
                 }
                 continue;
             }
-            if state.is_resident() {
+            if state.is_resident() && state.pins() == MAX_PINS {
                 return Err(io::Error::new(
                     io::ErrorKind::ResourceBusy,
                     format!(
@@ -332,6 +345,9 @@ impl Entry {
                          entry counts"
                     ),
                 ));
+            }
+            if state.is_resident() {
+                continue; // it changed after `pin` looked (a claim ended): look again
             }
             return Ok(PageIn::Locked(locked));
         }
@@ -390,12 +406,15 @@ impl Entry {
 
     /// Claims an evictable entry (as `seen`) for closing; `None` if it changed since.
     pub(super) fn try_claim(&self, seen: Snapshot) -> Option<Claim<'_>> {
-        (seen.is_evictable()
+        let claimed = seen.is_evictable()
             && self
                 .state
                 .compare_exchange(seen.0, seen.0 | BUSY, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok())
-        .then_some(Claim {
+                .is_ok();
+        if !claimed {
+            return None;
+        }
+        Some(Claim {
             entry: self,
             claimed: seen,
         })

@@ -3,12 +3,11 @@
 use std::fs::Metadata;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::Arc;
 
 use super::backing::{Backing as _, RawDescriptor};
+use super::cursor::Cursor;
 use super::entry::Entry;
-use super::error::{PageInError, PageInErrorKind};
 use super::sys;
 use super::table::Table;
 use super::Vfd;
@@ -57,115 +56,6 @@ pub struct VirtualFile {
     generation: u32,
     pub(super) writes: Writes,
     cursor: Cursor,
-}
-
-/// A virtual file's cursor. Each cursor call holds it for the call, and `with_fd` for its
-/// closure (C code moves the descriptor's offset, which becomes the cursor), so that, as with
-/// `&File`, concurrent reads and writes through the cursor never lose an update.
-struct Cursor {
-    state: Mutex<CursorState>,
-    /// The thread whose `with_fd` closure holds the cursor (its `thread_tag`), else 0: that
-    /// thread's own use of the cursor inside the closure is a `Deadlock` error, not a hang.
-    /// Only the holder writes its own tag, so a thread reading its own tag here knows it holds
-    /// the cursor (Relaxed suffices: it reads its own write, or anything but its tag).
-    owner: AtomicUsize,
-}
-
-struct CursorState {
-    at: u64,
-    /// The position could not be read back after a `with_fd` closure: returned by the next
-    /// cursor call (the cursor stays where it was before the closure).
-    lost: Option<io::Error>,
-}
-
-/// A number that tells the live threads apart: the address of a thread-local.
-fn thread_tag() -> usize {
-    thread_local! {
-        static TAG: u8 = const { 0 };
-    }
-    TAG.with(|tag| std::ptr::from_ref(tag) as usize)
-}
-
-/// Holds the cursor for a `with_fd` closure, and marks it as this thread's meanwhile.
-struct HeldCursor<'a> {
-    owner: &'a AtomicUsize,
-    state: MutexGuard<'a, CursorState>,
-}
-
-impl Drop for HeldCursor<'_> {
-    fn drop(&mut self) {
-        // Cleared before `state` unlocks (fields drop after this).
-        self.owner.store(0, Ordering::Relaxed);
-    }
-}
-
-impl Cursor {
-    fn new(at: u64) -> Cursor {
-        Cursor {
-            state: Mutex::new(CursorState { at, lost: None }),
-            owner: AtomicUsize::new(0),
-        }
-    }
-
-    /// Locks the cursor, and returns the error a `with_fd` left, if any. Waits while another
-    /// thread holds it; fails with `Deadlock` if this thread's own `with_fd` closure does.
-    fn lock(&self) -> io::Result<MutexGuard<'_, CursorState>> {
-        let mut state = match self.state.try_lock() {
-            Ok(state) => state,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                if self.owner.load(Ordering::Relaxed) == thread_tag() {
-                    return Err(PageInError::new(
-                        PageInErrorKind::Deadlock,
-                        None,
-                        Some(io::Error::new(
-                            io::ErrorKind::Deadlock,
-                            "the virtual file's cursor is held by this thread's own with_fd \
-                             closure (use read_at/write_at there, or the descriptor the closure \
-                             is given)",
-                        )),
-                    )
-                    .into());
-                }
-                self.state
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-            }
-        };
-        match state.lost.take() {
-            Some(error) => Err(error),
-            None => Ok(state),
-        }
-    }
-
-    /// Locks the cursor for a `with_fd` closure.
-    fn hold(&self) -> io::Result<HeldCursor<'_>> {
-        let state = self.lock()?;
-        self.owner.store(thread_tag(), Ordering::Relaxed);
-        Ok(HeldCursor {
-            owner: &self.owner,
-            state,
-        })
-    }
-}
-
-impl HeldCursor<'_> {
-    /// Takes the descriptor's position after the closure; if it cannot be read, keeps the
-    /// error for the next cursor call (the closure's result is returned all the same).
-    fn take_back(&mut self, position: io::Result<u64>) {
-        match position {
-            Ok(at) => self.state.at = at,
-            Err(error) => {
-                self.state.lost = Some(io::Error::new(
-                    error.kind(),
-                    format!(
-                        "the position could not be read back from the descriptor after a \
-                         with_fd closure ({error}); the cursor stays where it was before it"
-                    ),
-                ))
-            }
-        }
-    }
 }
 
 /// How the cursor calls reach the file.
@@ -439,12 +329,13 @@ impl VirtualFile {
     /// ```
     #[cfg(unix)]
     pub fn with_fd<R>(&self, f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> R) -> io::Result<R> {
-        // The cursor first, then the pin (the order of every cursor call).
+        // The pin first, then the cursor: a page-in that waits for the budget never holds the
+        // cursor here, and a pinned file is a hit for a cursor call holding the cursor.
+        let pin = self.pin()?;
         let mut cursor = match self.writes {
             Writes::Stream => None,
-            _ => Some(self.cursor.hold()?),
+            _ => Some(self.cursor.hold(&self.table.budget)?),
         };
-        let pin = self.pin()?;
         // SAFETY: the pin keeps the descriptor open until after `f` returns.
         let fd = unsafe { sys::borrow(pin.fd) };
         let Some(cursor) = &mut cursor else {
@@ -501,12 +392,12 @@ impl VirtualFile {
     /// ```
     #[cfg(windows)]
     pub fn with_crt_fd<R>(&self, f: impl FnOnce(std::ffi::c_int) -> R) -> io::Result<R> {
-        // The cursor first, then the pin (the order of every cursor call).
+        // The pin first, then the cursor (see `with_fd`).
+        let pin = self.pin()?;
         let mut cursor = match self.writes {
             Writes::Stream => None,
-            _ => Some(self.cursor.hold()?),
+            _ => Some(self.cursor.hold(&self.table.budget)?),
         };
-        let pin = self.pin()?;
         let Some(cursor) = &mut cursor else {
             return Ok(self.hold(&pin, || f(pin.fd)));
         };
@@ -596,7 +487,7 @@ impl VirtualFile {
         if self.writes == Writes::Stream {
             return self.with_file(|mut file| file.read(buf));
         }
-        let mut cursor = self.cursor.lock()?;
+        let mut cursor = self.cursor.lock(&self.table.budget)?;
         let n = self.read_at(buf, cursor.at)?;
         cursor.at += n as u64;
         Ok(n)
@@ -606,7 +497,7 @@ impl VirtualFile {
         if self.writes == Writes::Stream {
             return self.with_file(|mut file| file.write(buf));
         }
-        let mut cursor = self.cursor.lock()?;
+        let mut cursor = self.cursor.lock(&self.table.budget)?;
         if self.writes == Writes::Append {
             // The kernel picks the offset (the end); the cursor follows, as a File's would. A
             // write of nothing moves nothing on Unix (where a reopened fd's offset is 0, not the
@@ -635,7 +526,7 @@ impl VirtualFile {
         if self.writes == Writes::Stream {
             return self.with_file(|mut file| file.seek(position)); // ESPIPE, as for a File
         }
-        let mut cursor = self.cursor.lock()?;
+        let mut cursor = self.cursor.lock(&self.table.budget)?;
         let target = match position {
             SeekFrom::Start(offset) => Some(offset),
             SeekFrom::Current(delta) => cursor.at.checked_add_signed(delta),

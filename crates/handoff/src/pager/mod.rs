@@ -13,11 +13,14 @@
 //! fails with [`ErrorKind::NotFound`](std::io::ErrorKind::NotFound) and
 //! [`Stats::identity_failures`] counts it. Reopens use `O_CLOEXEC | O_NOCTTY`.
 //!
-//! | while paged out, the file was | the next operation |
-//! |---|---|
-//! | renamed or removed | fails: `NotFound`, "renamed or removed while ... paged out" (the OS error `ENOENT` is its `source`) |
-//! | replaced by another file, or a symlink on its path swapped | fails: `NotFound`, "another file is at this path now"; that file is not touched |
-//! | `chmod`ed so that its access is refused | fails: `PermissionDenied` (source `EACCES`), until the permission is back |
+//! | while paged out, the file was | the next operation | [`PageInErrorKind`] |
+//! |---|---|---|
+//! | renamed or removed | fails: `NotFound`, "renamed or removed while ... paged out" (the OS error `ENOENT` is its `source`) | `Removed` |
+//! | replaced by another file, or a symlink on its path swapped | fails: `NotFound`, "another file is at this path now"; that file is not touched | `Replaced` |
+//! | `chmod`ed so that its access is refused | fails: `PermissionDenied` (source `EACCES`), until the permission is back | `AccessRefused` |
+//!
+//! Errors that are the pager's own (these, an error kept from a close at eviction, a
+//! `Deadlock`) carry a [`PageInError`] that code can match on: [`PageInError::of`].
 //!
 //! Pipes, sockets, memfds and files unlinked while open cannot be reopened by path: they stay
 //! resident for life and count against the budget. A file unlinked while resident is caught
@@ -73,6 +76,7 @@
 mod backing;
 mod budget;
 mod clock;
+mod cursor;
 mod entry;
 mod error;
 mod file;

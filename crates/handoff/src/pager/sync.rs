@@ -8,8 +8,6 @@ pub(super) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize};
 pub(super) use loom::sync::{Condvar, Mutex, MutexGuard};
 #[cfg(loom)]
 pub(super) use loom::thread::yield_now;
-#[cfg(loom)]
-pub(super) use loom::thread_local;
 
 #[cfg(not(loom))]
 pub(super) use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize};
@@ -17,8 +15,6 @@ pub(super) use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize};
 pub(super) use std::sync::{Condvar, Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub(super) use std::thread::yield_now;
-#[cfg(not(loom))]
-pub(super) use std::thread_local;
 
 pub(super) use std::sync::atomic::Ordering;
 

@@ -92,7 +92,10 @@ impl Table {
             self.budget.count_permanent(true);
         } else if fd.is_some() {
             self.enlist(vfd.slot, entry);
-            self.budget.notify(); // resident and unpinned: evictable for a waiter
+            // Resident and unpinned: evictable for a waiter (the fence orders the install
+            // before the look at the waiters, as a `SeqCst` read-modify-write would).
+            super::sync::fence(Ordering::SeqCst);
+            self.budget.notify();
         }
         self.counters.opens.fetch_add(1, Ordering::Relaxed);
         Ok(vfd)

@@ -6,7 +6,7 @@
 //! duplicate. The file position lives in the kernel file object, which the handle and every
 //! duplicate share.
 
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 use std::fs::{self, File, Metadata};
 use std::io::{self, Seek, SeekFrom};
 use std::mem::ManuallyDrop;
