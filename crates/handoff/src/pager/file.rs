@@ -109,17 +109,13 @@ impl VirtualFile {
     /// The cursor, for a [`PinnedFile`](super::PinnedFile) to lend to its descriptor (or the
     /// error a `with_fd` left). The file is the caller's alone (moved into the pin).
     pub(super) fn cursor_to_lend(&self) -> io::Result<u64> {
-        Ok(self.cursor.lock()?.at)
+        Ok(self.cursor.hold(&self.table.budget)?.state.at)
     }
 
     /// The position read back from a [`PinnedFile`](super::PinnedFile)'s descriptor.
     pub(super) fn take_cursor_back(&self, position: io::Result<u64>) {
-        if let Ok(state) = self.cursor.lock() {
-            HeldCursor {
-                owner: &self.cursor.owner,
-                state,
-            }
-            .take_back(position);
+        if let Ok(mut held) = self.cursor.hold(&self.table.budget) {
+            held.take_back(position);
         }
     }
 
