@@ -21,9 +21,14 @@ fn crate_dir() -> &'static Path {
 /// Compiles a C program of `tests/c/` (or `examples/`) with `cc`, warnings as errors.
 pub fn compile(source: &Path, output: &Path, static_link: bool, extra: &[&str]) {
     let lib = library_dir();
-    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let cpp = source.extension().is_some_and(|e| e == "cpp");
+    let (variable, default, standard) = match cpp {
+        true => ("CXX", "c++", "-std=c++17"),
+        false => ("CC", "cc", "-std=c11"),
+    };
+    let compiler = std::env::var(variable).unwrap_or_else(|_| default.into());
     let mut cc = Command::new(compiler);
-    cc.args(["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror"])
+    cc.args([standard, "-O1", "-g", "-Wall", "-Wextra", "-Werror"])
         .arg("-I")
         .arg(crate_dir().join("include"))
         .arg(source)
@@ -111,4 +116,23 @@ fn every_error_case() {
 #[test]
 fn four_threads_a_thousand_files_each_budget_8() {
     run(false, &["threads"]);
+}
+
+/// The C++ RAII example of `examples/raii.cpp` compiles (warnings as errors) and runs.
+#[test]
+fn the_cpp_raii_example_compiles_and_runs() {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("raii");
+    compile(&crate_dir().join("examples/raii.cpp"), &out, false, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(&out).arg(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.ends_with("ok\n"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("part-7")).unwrap(),
+        "from C++ and from C, file 7\n"
+    );
 }
