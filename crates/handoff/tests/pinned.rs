@@ -108,8 +108,10 @@ fn a_second_pin_under_budget_1_is_a_deadlock_for_this_thread_and_a_wait_for_anot
     assert_eq!(crt_write(a.crt_fd(), b"a"), 1);
 }
 
-/// A pin given back on another thread is taken off its taker's count: that thread may pin
-/// again under budget 1 (a ledger that forgot it would report `Deadlock`).
+/// A pin given back on another thread is taken off its taker's count: here the other thread
+/// unpins and pins again, holding the budget (1) for a while; the taking thread's next pin must
+/// wait for it, not fail with `Deadlock` (which a ledger that still counted the first pin as
+/// this thread's would report).
 #[test]
 fn a_pin_given_back_on_another_thread_is_no_longer_its_takers() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,11 +119,17 @@ fn a_pin_given_back_on_another_thread_is_no_longer_its_takers() {
     let a = pager.open(dir.path().join("a"), &rw()).unwrap();
     let b = pager.open(dir.path().join("b"), &rw()).unwrap();
     let pinned = pin(a);
-    std::thread::spawn(move || drop(pinned.unpin()))
-        .join()
-        .unwrap();
-    let b = within(10, move || pin(b).crt_fd());
-    assert!(b >= 0);
+    let (pinned_again, receive) = mpsc::channel();
+    let other = std::thread::spawn(move || {
+        let again = pin(pinned.unpin());
+        pinned_again.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        drop(again);
+    });
+    receive.recv().unwrap();
+    let b = b.into_pinned().map_err(|(error, _)| error).unwrap(); // waits, on this thread
+    assert!(b.crt_fd() >= 0);
+    other.join().unwrap();
 }
 
 #[test]

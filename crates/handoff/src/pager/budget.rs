@@ -271,7 +271,7 @@ impl Budget {
                 format!(
                     "no descriptor of the pager's budget ({budget}) can ever be freed: \
                      {permanent} are held by files that cannot be paged out and {held_here} are \
-                     pinned by this thread's own with_fd closures"
+                     pinned by this thread (its with_fd closures and PinnedFiles)"
                 ),
             );
             PageInError::new(PageInErrorKind::Deadlock, None, Some(why)).into()
