@@ -397,14 +397,9 @@ static int errors(const char *dir) {
     eacces(dir);
     emfile(dir);
 #else
-    /* EACCES: a read-only file opened for writing. */
-    snprintf(path, sizeof path, "%s/readonly", dir);
-    {
-        int h = _open(path, _O_CREAT | _O_WRONLY | _O_BINARY, _S_IREAD);
-        CHECK(h >= 0 && _close(h) == 0);
-    }
-    EXPECT_ERR(handoff_open(p, path, O_WRONLY, 0), EACCES);
-    CHECK(_chmod(path, _S_IREAD | _S_IWRITE) == 0);
+    /* EACCES: a directory opened as a file (ERROR_ACCESS_DENIED, as _open says too). (A
+     * read-only file opened for writing is not refused under Wine running as root.) */
+    EXPECT_ERR(handoff_open(p, dir, O_RDONLY, 0), EACCES);
 #endif
     CHECK(handoff_close(one, a) == 0 && handoff_close(one, b) == 0);
     handoff_pager_free(one);
