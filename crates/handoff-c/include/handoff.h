@@ -22,7 +22,10 @@
  *   EIO      an internal error (a bug: the library never aborts the process)
  * and the C runtime's errno values of the underlying calls otherwise.
  *
- * Thread-safe: any function from any thread, on any virtual descriptor.
+ * Thread-safe: any function from any thread, on any virtual descriptor. handoff_pin,
+ * handoff_unpin and handoff_close wait for the calls already running on the same virtual
+ * descriptor; a thread that holds pins should not close or pin a descriptor that another thread
+ * is using while that thread may be waiting for one of those pins (as with two locks).
  *
  * Windows: the descriptors that handoff_pin returns belong to the C runtime the DLL links:
  * msvcrt.dll for the MinGW-w64 (x86_64-pc-windows-gnu) build. Use them with msvcrt.dll's

@@ -3,6 +3,8 @@
 //!    names and types, mapped Rust → C), and
 //! 2. the header's functions with the symbols the built shared library exports (`nm -D`).
 //!
+//! 3. the fields of `handoff_stats` (names and order; all `uint64_t` / `u64`).
+//!
 //! (The C tests, `tests/c_api.rs`, compile a program that calls every function of the header.)
 
 use std::collections::BTreeMap;
@@ -141,4 +143,40 @@ fn the_shared_library_exports_exactly_the_headers_functions() {
     let mut exported_sorted = exported.clone();
     exported_sorted.sort();
     assert_eq!(exported_sorted, declared);
+}
+
+#[test]
+fn the_stats_struct_has_the_rust_fields_in_order() {
+    let header = crate_file("include/handoff.h");
+    let body = header
+        .split_once("typedef struct handoff_stats {")
+        .unwrap()
+        .1
+        .split_once('}')
+        .unwrap()
+        .0;
+    let c_fields: Vec<&str> = body
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("uint64_t "))
+        .map(|rest| rest.split(';').next().unwrap().trim())
+        .collect();
+    let source = crate_file("src/lib.rs");
+    let body = source
+        .split_once("pub struct handoff_stats {")
+        .unwrap()
+        .1
+        .split_once('}')
+        .unwrap()
+        .0;
+    let rust_fields: Vec<&str> = body
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("pub "))
+        .map(|rest| {
+            let (name, ty) = rest.split_once(':').unwrap();
+            assert_eq!(ty.trim(), "u64,", "{name}: only u64 fields are checked");
+            name.trim()
+        })
+        .collect();
+    assert!(c_fields.len() >= 12, "{c_fields:?}");
+    assert_eq!(c_fields, rust_fields, "handoff_stats in handoff.h is stale");
 }
