@@ -25,7 +25,6 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::time::Duration;
 
 use super::error::{PageInError, PageInErrorKind};
 use super::sync::{self, lock, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
@@ -220,14 +219,13 @@ impl Budget {
     #[cfg(not(loom))]
     fn sleep<'a>(&self, wakes: sync::MutexGuard<'a, u64>) -> sync::MutexGuard<'a, u64> {
         self.wakeup
-            .wait_timeout(wakes, Duration::from_millis(5))
+            .wait_timeout(wakes, std::time::Duration::from_millis(5))
             .map_or_else(|poisoned| poisoned.into_inner().0, |(wakes, _)| wakes)
     }
 
     /// Under loom: no timeout, so that a lost wake-up is a deadlock the checker reports.
     #[cfg(loom)]
     fn sleep<'a>(&self, wakes: sync::MutexGuard<'a, u64>) -> sync::MutexGuard<'a, u64> {
-        let _ = Duration::ZERO;
         self.wakeup
             .wait(wakes)
             .unwrap_or_else(|poisoned| poisoned.into_inner())

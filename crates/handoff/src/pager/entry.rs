@@ -203,7 +203,7 @@ pub(super) enum PageIn<'a> {
 
 impl Entry {
     /// An entry for the loom models: resident with `fd`, or paged out; pageable, read access.
-    #[cfg(loom)]
+    #[cfg(all(test, loom))]
     pub(super) fn model(fd: Option<RawDescriptor>) -> Entry {
         let entry = Entry::default();
         let state = match fd {
