@@ -416,6 +416,8 @@ static int errors(const char *dir) {
     CHECK(handoff_write(p, f, "45", 2) == 2);
     CHECK(handoff_lseek(p, f, 0, SEEK_CUR) == 6);
     CHECK(handoff_pread(p, f, buf, 6, 0) == 6 && memcmp(buf, "012345", 6) == 0);
+    CHECK(handoff_pwrite(p, f, "0", 1, 0) == 1);
+    CHECK(handoff_lseek(p, f, 0, SEEK_CUR) == 6); /* positional calls did not move it */
     CHECK(handoff_size(p, f) == 6 && handoff_fsync(p, f) == 0);
     CHECK(handoff_close(p, f) == 0); /* pinned: closed all the same */
     snprintf(path, sizeof path, "%s/log", dir);

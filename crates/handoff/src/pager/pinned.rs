@@ -154,14 +154,33 @@ impl PinnedFile {
         self.file.id()
     }
 
-    /// [`VirtualFile::read_at`], while pinned (it does not use the cursor).
+    /// [`VirtualFile::read_at`], while pinned: the descriptor's offset does not move.
+    ///
+    /// On Windows a positional read moves the file position that the handle and the
+    /// descriptor share, so it is put back after the read (not atomically: C code using the
+    /// descriptor's offset on another thread meanwhile may see it move).
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.file.read_at(buf, offset)
+        self.keeping_offset(|| self.file.read_at(buf, offset))
     }
 
-    /// [`VirtualFile::write_at`], while pinned (it does not use the cursor).
+    /// [`VirtualFile::write_at`], while pinned: the descriptor's offset does not move (see
+    /// [`read_at`](Self::read_at) for Windows).
     pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        self.file.write_at(buf, offset)
+        self.keeping_offset(|| self.file.write_at(buf, offset))
+    }
+
+    /// Runs a positional call; on Windows puts the shared file position back after it.
+    fn keeping_offset<R>(&self, call: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        #[cfg(windows)]
+        if self.file.writes != Writes::Stream {
+            // SAFETY: the pin keeps `fd` open for both calls.
+            let at = unsafe { seek(self.fd, SeekFrom::Current(0)) }?;
+            let result = call();
+            // SAFETY: as above.
+            unsafe { seek(self.fd, SeekFrom::Start(at)) }?;
+            return result;
+        }
+        call()
     }
 
     /// [`VirtualFile::set_len`], while pinned.
