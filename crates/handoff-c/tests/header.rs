@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 /// A prototype, normalized: (return type, [(parameter type, parameter name)]).
 type Prototype = (String, Vec<(String, String)>);
@@ -126,7 +125,7 @@ fn the_shared_library_exports_exactly_the_headers_functions() {
         .parent()
         .unwrap()
         .join("libhandoff_c.so");
-    let output = Command::new("nm")
+    let output = std::process::Command::new("nm")
         .args(["-D", "--defined-only"])
         .arg(&library)
         .output()
