@@ -71,6 +71,8 @@ pub(super) struct Budget {
     peak: AtomicU64,
     /// How often a taker had to sleep.
     waits: AtomicU64,
+    /// Pins held by [`PinnedFile`](super::PinnedFile)s, by the thread that took them.
+    pub(super) long_pins: super::pinned::Ledger,
 }
 
 /// One descriptor's share of the budget, given back when dropped (unless kept).
@@ -103,6 +105,7 @@ impl Budget {
             wakeup: Condvar::new(),
             peak: AtomicU64::new(0),
             waits: AtomicU64::new(0),
+            long_pins: super::pinned::Ledger::default(),
         }
     }
 
@@ -266,7 +269,7 @@ impl Budget {
                 format!(
                     "no descriptor of the pager's budget ({budget}) can ever be freed: \
                      {permanent} are held by files that cannot be paged out and {held_here} are \
-                     pinned by this thread's own with_fd closures"
+                     pinned by this thread (its with_fd closures and PinnedFiles)"
                 ),
             );
             PageInError::new(PageInErrorKind::Deadlock, None, Some(why)).into()
@@ -316,14 +319,14 @@ impl Budget {
     }
 
     /// Descriptors (not pins: a slot pinned twice is one) this thread's `with_fd` closures
-    /// hold on files that can be paged out.
+    /// and [`PinnedFile`](super::PinnedFile)s hold on files that can be paged out.
     fn held_by_this_thread(&self) -> usize {
         HELD.with(|held| {
             held.borrow()
                 .iter()
                 .filter(|&&(id, _, _)| id == self.id)
                 .count()
-        })
+        }) + self.long_pins.held_by_this_thread()
     }
 }
 

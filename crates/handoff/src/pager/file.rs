@@ -51,10 +51,10 @@ use super::Vfd;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct VirtualFile {
-    table: Arc<Table>,
-    slot: u32,
+    pub(super) table: Arc<Table>,
+    pub(super) slot: u32,
     generation: u32,
-    writes: Writes,
+    pub(super) writes: Writes,
     cursor: Cursor,
 }
 
@@ -103,6 +103,19 @@ impl VirtualFile {
             generation: vfd.generation,
             writes,
             cursor: Cursor::new(cursor),
+        }
+    }
+
+    /// The cursor, for a [`PinnedFile`](super::PinnedFile) to lend to its descriptor (or the
+    /// error a `with_fd` left). The file is the caller's alone (moved into the pin).
+    pub(super) fn cursor_to_lend(&self) -> io::Result<u64> {
+        Ok(self.cursor.hold(&self.table.budget)?.state.at)
+    }
+
+    /// The position read back from a [`PinnedFile`](super::PinnedFile)'s descriptor.
+    pub(super) fn take_cursor_back(&self, position: io::Result<u64>) {
+        if let Ok(mut held) = self.cursor.hold(&self.table.budget) {
+            held.take_back(position);
         }
     }
 

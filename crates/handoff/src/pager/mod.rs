@@ -83,6 +83,7 @@ mod file;
 #[cfg(all(test, loom))]
 mod loom;
 mod options;
+mod pinned;
 mod slots;
 mod stats;
 mod sync;
@@ -109,6 +110,7 @@ pub use error::{PageInError, PageInErrorKind};
 pub use file::VirtualFile;
 use file::Writes;
 pub use options::OpenOptions;
+pub use pinned::PinnedFile;
 pub use slots::Vfd;
 pub use stats::Stats;
 
