@@ -118,13 +118,9 @@ fn the_header_declares_exactly_the_rust_exports() {
 #[cfg(target_os = "linux")]
 #[test]
 fn the_shared_library_exports_exactly_the_headers_functions() {
+    // Where `cargo test` built it: `deps/`, beside this test binary (see tests/common).
     let exe = std::env::current_exe().unwrap();
-    let library = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("libhandoff_c.so");
+    let library = exe.parent().unwrap().join("libhandoff_c.so");
     let output = std::process::Command::new("nm")
         .args(["-D", "--defined-only"])
         .arg(&library)

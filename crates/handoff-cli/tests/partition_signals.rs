@@ -328,7 +328,30 @@ fn signal_during_the_second_input() {
     second.extend_from_slice(&records[17][..5]);
     pipe.write_all(&second).unwrap();
     pipe.flush().unwrap();
-    sleep(Duration::from_millis(700));
+    // Signal once the child has taken every byte out of the pipe (FIONREAD on the write end
+    // counts what is still unread), not after a fixed pause that a loaded machine may outlast.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut unread: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer; the fd is open (`pipe`).
+        let rc = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&pipe),
+                libc::FIONREAD,
+                &mut unread,
+            )
+        };
+        assert_eq!(rc, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+        if unread == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child left {unread} bytes unread for 20 s"
+        );
+        sleep(Duration::from_millis(10));
+    }
+    sleep(Duration::from_millis(100));
     // SAFETY: kill(2) on the pid of a child we have not reaped.
     assert_eq!(
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },

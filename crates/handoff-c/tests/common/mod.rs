@@ -5,10 +5,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where cargo put the library: the parent of the test binary's `deps/`.
+/// Where cargo put the library that this test run built: `deps/`, beside the test binary.
+///
+/// `cargo test` builds the library's `cdylib` and `staticlib` there (the crate is an `rlib`
+/// too, so the tests depend on it and it is built at all), but copies them up to
+/// `target/<profile>/` only on `cargo build`: a copy there may be stale, or missing on a clean
+/// clone.
 pub fn library_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
+    let deps = exe.parent().unwrap().to_path_buf();
+    assert!(
+        deps.join("libhandoff_c.so").exists() && deps.join("libhandoff_c.a").exists(),
+        "cargo did not build libhandoff_c.so and libhandoff_c.a in {}",
+        deps.display()
+    );
+    deps
 }
 
 pub fn crate_dir() -> &'static Path {

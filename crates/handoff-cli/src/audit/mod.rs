@@ -138,8 +138,8 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
     }
 }
 
-/// Writes the embedded library where the dynamic loader can map it: the user's cache, else the
-/// temporary directory.
+/// Writes the embedded library where the dynamic loader can map it: the user's cache, else a
+/// private directory of this user in the temporary directory.
 fn install_library() -> Result<PathBuf, String> {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .filter(|d| !d.is_empty())
@@ -149,7 +149,8 @@ fn install_library() -> Result<PathBuf, String> {
     for dir in cache
         .map(|c| c.join("handoff"))
         .into_iter()
-        .chain([std::env::temp_dir().join("handoff-audit")])
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        .chain([std::env::temp_dir().join(format!("handoff-audit-{}", unsafe { libc::geteuid() }))])
     {
         match handoff_audit::install(&dir) {
             Ok(path) => return Ok(path),

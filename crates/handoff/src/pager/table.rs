@@ -222,7 +222,7 @@ impl Table {
         let mut clock = lock(&self.clock);
         // Closed files leave stale records that only the hand removes; when nothing is ever
         // evicted the hand never moves, so sweep them here once they outnumber the budget.
-        if clock.len() >= 2 * self.budget.budget() + 64 {
+        if clock.len() >= self.budget.budget().saturating_mul(2).saturating_add(64) {
             clock.sweep(|slot, generation| self.is_enlisted(slot, generation));
         }
         clock.push(slot, generation);

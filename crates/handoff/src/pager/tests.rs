@@ -1,7 +1,6 @@
 //! Errors the kernel will not produce on demand, injected at the syscall seam.
 
 use std::io::{self, Write};
-use std::sync::atomic::Ordering;
 
 use super::sys::FAIL_NEXT_CLOSE;
 use super::{OpenOptions, PageInError, PageInErrorKind, Pager};
@@ -29,7 +28,7 @@ fn an_error_from_close_at_eviction_is_kept_for_the_next_operation_and_for_close(
     let mut a = pager.open(dir.path().join("a"), &options()).unwrap();
     a.write_all(b"written before the failed close").unwrap();
 
-    FAIL_NEXT_CLOSE.store(true, Ordering::SeqCst);
+    FAIL_NEXT_CLOSE.with(|fail| fail.set(true));
     let b = pager.open(dir.path().join("b"), &options()).unwrap(); // evicts a: close "fails"
     assert!(!a.is_resident());
     let error = a.write_all_at(b"!", 0).unwrap_err();
@@ -44,7 +43,7 @@ fn an_error_from_close_at_eviction_is_kept_for_the_next_operation_and_for_close(
     // Reported once; the file works again afterwards.
     a.write_all_at(b"W", 0).unwrap();
 
-    FAIL_NEXT_CLOSE.store(true, Ordering::SeqCst);
+    FAIL_NEXT_CLOSE.with(|fail| fail.set(true));
     let c = pager.open(dir.path().join("c"), &options()).unwrap(); // evicts a again
     assert!(!a.is_resident());
     let error = a.close().unwrap_err();

@@ -113,8 +113,11 @@ pub(super) unsafe fn borrow<'a>(fd: RawDescriptor) -> BorrowedFd<'a> {
 }
 
 #[cfg(test)]
-pub(super) static FAIL_NEXT_CLOSE: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+thread_local! {
+    /// A fault seam for the unit tests: the next close *on this thread* reports EIO (per
+    /// thread, so that the other tests of the binary, closing files in parallel, never take it).
+    pub(super) static FAIL_NEXT_CLOSE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 /// What `adopt` needs to make an already open fd reopenable: its path (Linux:
 /// `/proc/self/fd/N`, checked against the fd's identity) and its access mode (`F_GETFL`).
@@ -263,7 +266,11 @@ impl backing::Backing for Backing {
         let opened = match reopen.open(path) {
             // Only a lease held on the file refuses a non-blocking open (EWOULDBLOCK): wait
             // for its holder as a plain open would.
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => options.reopen().open(path),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                let mut blocking = options.reopen();
+                blocking.custom_flags(libc::O_NOCTTY);
+                blocking.open(path)
+            }
             opened => opened,
         };
         let file = match opened {
@@ -322,7 +329,7 @@ impl backing::Backing for Backing {
         // SAFETY: the caller owns `fd` and gives it up here, once.
         let result = unsafe { libc::close(fd) };
         #[cfg(test)]
-        if FAIL_NEXT_CLOSE.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if FAIL_NEXT_CLOSE.with(|fail| fail.replace(false)) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         if result == 0 {
