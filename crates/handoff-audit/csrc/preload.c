@@ -823,6 +823,27 @@ EXPORT int fcntl64(int fd, int cmd, ...) {
 
 /* ---- streams and directories -------------------------------------------------------- */
 
+/* `fd` is now wrapped by `owner` (a FILE* from fdopen, a DIR* from fdopendir): an fd we never
+ * saw open is recorded as opened here; an open one without an owner gets this one (a second
+ * owner is left to the close checks, which report it). errno is kept. */
+static void wrapped(int fd, const char *call, int owner_kind, const void *owner) {
+    if (fd < 0 || fd >= MAX_FDS)
+        return;
+    int saved = errno;
+    struct stack st;
+    capture(&st);
+    lock_table();
+    struct slot *s = &table[fd];
+    if (s->state != S_OPEN)
+        mark_open(fd, call, &st, owner_kind, owner);
+    else if (s->owner_kind == O_NONE) {
+        s->owner_kind = owner_kind;
+        s->owner = owner;
+    }
+    unlock_table();
+    errno = saved;
+}
+
 static FILE *stream_opened(int hooked, FILE *f, const char *call) {
     if (f) {
         int saved = errno;
@@ -886,21 +907,8 @@ EXPORT FILE *fdopen(int fd, const char *mode) {
         return NULL;
     ENTER();
     FILE *f = real_fdopen()(fd, mode);
-    if (hooked_ && f && fd >= 0 && fd < MAX_FDS) {
-        int saved = errno;
-        struct stack st;
-        capture(&st);
-        lock_table();
-        struct slot *s = &table[fd];
-        if (s->state != S_OPEN)
-            mark_open(fd, "fdopen", &st, O_FILE, f);
-        else if (s->owner_kind == O_NONE) {
-            s->owner_kind = O_FILE;
-            s->owner = f;
-        }
-        unlock_table();
-        errno = saved;
-    }
+    if (hooked_ && f)
+        wrapped(fd, "fdopen", O_FILE, f);
     LEAVE();
     return f;
 }
@@ -924,21 +932,8 @@ EXPORT DIR *fdopendir(int fd) {
         return NULL;
     ENTER();
     DIR *d = real_fdopendir()(fd);
-    if (hooked_ && d && fd >= 0 && fd < MAX_FDS) {
-        int saved = errno;
-        struct stack st;
-        capture(&st);
-        lock_table();
-        struct slot *s = &table[fd];
-        if (s->state != S_OPEN)
-            mark_open(fd, "fdopendir", &st, O_DIR, d);
-        else if (s->owner_kind == O_NONE) {
-            s->owner_kind = O_DIR;
-            s->owner = d;
-        }
-        unlock_table();
-        errno = saved;
-    }
+    if (hooked_ && d)
+        wrapped(fd, "fdopendir", O_DIR, d);
     LEAVE();
     return d;
 }

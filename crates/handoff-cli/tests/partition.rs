@@ -1,13 +1,16 @@
 //! `handoff partition`, end to end: the real binary, real files, real limits (set in the child
 //! process), real signals.
 
+mod partition_support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use partition_support::{files, stderr};
 
 fn handoff() -> Command {
     Command::new(env!("CARGO_BIN_EXE_handoff"))
@@ -50,24 +53,6 @@ fn with_stdin(command: &mut Command, input: &[u8]) -> Output {
         .unwrap();
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Every file in `dir`, by name.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let entry = entry.unwrap();
-            (
-                entry.file_name().into_string().unwrap(),
-                fs::read(entry.path()).unwrap(),
-            )
-        })
-        .collect()
 }
 
 /// A deterministic shuffle.

@@ -2,6 +2,8 @@
 //! real files, symlinks, limits set in the child, real signals. The oracle is the input: every
 //! expected output is built from the record bytes the test itself wrote, never from the code.
 
+mod partition_support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -10,6 +12,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use partition_support::{files, stderr};
 
 fn handoff() -> Command {
     Command::new(env!("CARGO_BIN_EXE_handoff"))
@@ -50,23 +54,6 @@ fn with_stdin(command: &mut Command, input: &[u8]) -> Output {
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap();
     output
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let entry = entry.unwrap();
-            (
-                entry.file_name().into_string().unwrap(),
-                fs::read(entry.path()).unwrap(),
-            )
-        })
-        .collect()
 }
 
 /// The expected files: `header` then each key's records, from (key, record bytes) pairs.
