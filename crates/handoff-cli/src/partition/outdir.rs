@@ -225,6 +225,15 @@ impl Outdir {
         Ok(file)
     }
 
+    /// Creates the new output file `name` in OUTDIR, `O_CREAT | O_EXCL | O_NOFOLLOW`: a regular
+    /// file of this run's own, never through a symlink (dangling or not: `EEXIST`), so none
+    /// of [`Outdir::open_output`]'s checks are needed. For a file that is written once and
+    /// closed at once, outside the pager (see `writer`).
+    pub fn create_new(&self, name: &[u8]) -> io::Result<File> {
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+        open_at(self.fd.as_fd(), name, flags).map(File::from)
+    }
+
     /// Opens (creating it as `existing` says) the output file `name` in OUTDIR: never through
     /// a symlink, only a regular file with one link, truncated (`Replace`) only once checked.
     /// `make_room` is called on EMFILE/ENFILE, and the open retried while it frees one.

@@ -31,7 +31,7 @@ use super::display::{shown, shown_names, shown_path};
 use super::outdir::{Existing, Outdir};
 use super::records::Splitter;
 use super::sizes::SizeClasses;
-use super::writer::{self, Back, Done, Handed, Setup, Task};
+use super::writer::{self, Back, Done, Handed, NewKey, Setup, Task};
 
 /// Memory each key takes besides its buffer, for as long as the run lasts: the index entry
 /// and the key, the buffer's slot, the shared file cell, the writer's entry and the file name,
@@ -44,6 +44,9 @@ pub const FLOOR: usize = 8 << 20;
 
 /// The least share of the bookkeeping the buffers are given (see [`budget`]).
 const SHARE_MIN: usize = 256 << 10;
+
+/// New keys are sent to the writer this many at a time (or sooner, before any other task).
+const CREATE_BATCH: usize = 64;
 
 /// The run's header: its bytes as written (a BOM, the terminator) and its field names.
 pub struct Header {
@@ -160,6 +163,8 @@ pub struct Outputs {
     index: HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>,
     slots: Vec<Slot>,
     sizes: SizeClasses,
+    /// New keys not yet sent to the writer (see [`CREATE_BATCH`]).
+    new_keys: Vec<NewKey>,
     /// Capacity of the buffers held here.
     held: usize,
     /// Capacity of the buffers handed to the writer and not yet written.
@@ -196,6 +201,7 @@ impl Outputs {
             index: HashMap::default(),
             slots: Vec::new(),
             sizes: SizeClasses::default(),
+            new_keys: Vec::new(),
             held: 0,
             in_flight: 0,
             bookkeeping: 0,
@@ -317,10 +323,24 @@ impl Outputs {
         })
     }
 
+    /// Sends `task`, after the new keys not sent yet (a key's file is created before any of
+    /// its buffers is written).
     fn send(&mut self, task: Task) -> Result<(), WriteError> {
+        self.send_new_keys()?;
         self.writer()
             .tasks
             .send(task)
+            .map_err(|_| self.writer_gone())
+    }
+
+    fn send_new_keys(&mut self) -> Result<(), WriteError> {
+        if self.new_keys.is_empty() {
+            return Ok(());
+        }
+        let keys = std::mem::take(&mut self.new_keys);
+        self.writer()
+            .tasks
+            .send(Task::Create(keys))
             .map_err(|_| self.writer_gone())
     }
 
@@ -341,10 +361,13 @@ impl Outputs {
             refused: false,
         })?;
         let file = Arc::new(OnceLock::new());
-        self.send(Task::Create {
+        self.new_keys.push(NewKey {
             key: key.into(),
             file: Arc::clone(&file),
-        })?;
+        });
+        if self.new_keys.len() >= CREATE_BATCH {
+            self.send_new_keys()?;
+        }
         // A new file starts with the header: in the buffer, so that it goes out in the same
         // write as the first records. (Appending, the header depends on the file: the writer
         // sees to it.)
@@ -472,6 +495,9 @@ impl Outputs {
             .filter(|&at| !self.slots[at as usize].buf.is_empty())
             .collect();
         let last: Vec<Handed> = full.into_iter().map(|at| self.take(at)).collect();
+        if let Err(error) = self.send_new_keys() {
+            first.get_or_insert(error);
+        }
         if !last.is_empty() {
             if let Err(error) = self.send(Task::Last(last)) {
                 first.get_or_insert(error);

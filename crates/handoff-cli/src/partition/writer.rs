@@ -16,7 +16,9 @@
 //! failure goes back to the main thread ([`Back::Failed`]), which stops reading. The counts of
 //! bytes and records written are the writer's: exactly what the files hold.
 
+use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::IntoRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, OnceLock};
@@ -28,15 +30,19 @@ use super::names::Names;
 use super::outdir::{Existing, Outdir};
 use super::outputs::{check_header, whole_records, Header, WriteError};
 
+/// A new key, whose file the writer creates (or opens, as `--force`/`--append` say).
+pub struct NewKey {
+    pub key: Box<[u8]>,
+    /// Where the open file goes, shared so that the main thread can see whether it is
+    /// resident (see `Outputs::make_room`).
+    pub file: Arc<OnceLock<VirtualFile>>,
+}
+
 /// What the main thread asks of the writer.
 pub enum Task {
-    /// A new key: create (or open, as `--force`/`--append` say) its file now. `file` is
-    /// where the open file goes, shared so that the main thread can see whether it is
-    /// resident (see `Outputs::make_room`).
-    Create {
-        key: Box<[u8]>,
-        file: Arc<OnceLock<VirtualFile>>,
-    },
+    /// New keys, in the order they were seen (sent in batches: a message a key would wake
+    /// the writer once a key).
+    Create(Vec<NewKey>),
     /// A buffer to append to its key's file.
     Write(Handed),
     /// The last buffers, at most one per key, sent once the input is done: written by two
@@ -101,11 +107,12 @@ struct Writer {
     counts: Counts,
 }
 
-/// Bytes and records written, whole.
+/// Bytes and records written, whole, and files written once outside the pager.
 #[derive(Default)]
 struct Counts {
     bytes: u64,
     records: u64,
+    files: usize,
 }
 
 /// Runs the writer: takes tasks until the main thread hangs up, then closes every file.
@@ -119,7 +126,11 @@ pub fn run(setup: Setup, tasks: Receiver<Task>, back: Sender<Back>) -> Done {
     };
     for task in tasks {
         match task {
-            Task::Create { key, file } => writer.create(key, file),
+            Task::Create(keys) => {
+                for NewKey { key, file } in keys {
+                    writer.create(key, file);
+                }
+            }
             Task::Write(handed) => {
                 let output = &mut writer.outputs[handed.at as usize];
                 let result = output.write(&writer.setup, &handed, &mut writer.counts);
@@ -159,13 +170,24 @@ impl Writer {
         let split = theirs
             .first()
             .map_or(self.outputs.len(), |handed| handed.at as usize);
+        // A new file that was never opened takes its only write outside the pager, as a plain
+        // create, write and close: each thread then holds one descriptor beside the pager's,
+        // which gives them up first (so that --max-open holds), unless that would leave it
+        // too few.
+        let pager = &self.setup.pager;
+        let budget = pager.budget();
+        let threads = if theirs.is_empty() { 1 } else { 2 };
+        let direct = self.setup.existing == Existing::Refuse && budget >= 4 * threads;
+        if direct {
+            pager.set_budget(budget - threads);
+        }
         let (low, high) = self.outputs.split_at_mut(split);
         let (setup, back) = (&self.setup, &self.back);
         // Locked once, by whichever thread writes that half.
         let high = std::sync::Mutex::new(high);
         let second_half = || {
             let mut high = high.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            write_half(&mut high, split, theirs, setup, back)
+            write_half(&mut high, split, theirs, setup, back, direct)
         };
         let counts = std::thread::scope(|scope| {
             let other = (!theirs.is_empty()).then(|| {
@@ -173,7 +195,7 @@ impl Writer {
                     .name("writer 2".into())
                     .spawn_scoped(scope, second_half)
             });
-            let mut counts = write_half(low, 0, mine, setup, back);
+            let mut counts = write_half(low, 0, mine, setup, back, direct);
             match other {
                 Some(Ok(thread)) => match thread.join() {
                     Ok(more) => counts.add(&more),
@@ -186,6 +208,9 @@ impl Writer {
             counts
         });
         self.counts.add(&counts);
+        if direct {
+            pager.set_budget(budget);
+        }
     }
 
     /// A new key's file, created (or opened) now.
@@ -251,7 +276,7 @@ impl Writer {
         Done {
             bytes_written: self.counts.bytes,
             records_written: self.counts.records,
-            files,
+            files: files + self.counts.files,
         }
     }
 }
@@ -260,17 +285,20 @@ impl Counts {
     fn add(&mut self, other: &Counts) {
         self.bytes += other.bytes;
         self.records += other.records;
+        self.files += other.files;
     }
 }
 
 /// Writes `handed` (sorted by key) to `outputs`, the outputs of keys `base..`: files that are
-/// resident first. Failures go back to the main thread.
+/// resident first; with `direct`, a file never opened is created, written and closed outside
+/// the pager ([`Output::write_once`]). Failures go back to the main thread.
 fn write_half(
     outputs: &mut [Output],
     base: usize,
     handed: &[Handed],
     setup: &Setup,
     back: &Sender<Back>,
+    direct: bool,
 ) -> Counts {
     let mut counts = Counts::default();
     let (now, later): (Vec<&Handed>, Vec<&Handed>) = handed.iter().partition(|handed| {
@@ -281,7 +309,12 @@ fn write_half(
     });
     for handed in now.into_iter().chain(later) {
         let output = &mut outputs[handed.at as usize - base];
-        if let Err(error) = output.write(setup, handed, &mut counts) {
+        let result = if direct && output.file.get().is_none() {
+            output.write_once(setup, handed, &mut counts)
+        } else {
+            output.write(setup, handed, &mut counts)
+        };
+        if let Err(error) = result {
             let _ = back.send(Back::Failed(error));
         }
     }
@@ -405,14 +438,60 @@ impl Output {
             let error = io::Error::other("the file was not opened");
             return Err(self.error(&setup.dir, error));
         };
-        let mut file: &VirtualFile = file;
+        self.write_to(file, setup, handed, counts)
+    }
+
+    /// The last and only write of a new file that was never opened: created (`O_EXCL`, never
+    /// through a symlink), written and closed at once, outside the pager, as the file-creation
+    /// floor does it: three system calls, where the pager's open would add a path walk through
+    /// `/proc/self/fd`, a `statx` for the identity it keeps, and an `fstat` at the eviction.
+    fn write_once(
+        &mut self,
+        setup: &Setup,
+        handed: &Handed,
+        counts: &mut Counts,
+    ) -> Result<(), WriteError> {
+        if self.failed {
+            return Ok(());
+        }
+        let file = loop {
+            match setup.dir.create_new(self.name.as_bytes()) {
+                Ok(file) => break file,
+                // Descriptors are short (another process, or --max-open above the limit):
+                // the pager gives one up, as it would for its own open.
+                Err(error) if is_out_of_descriptors(&error) && setup.pager.release_one() => {}
+                Err(error) => {
+                    self.failed = true;
+                    return Err(self.error(&setup.dir, error));
+                }
+            }
+        };
+        counts.files += 1;
+        let written = self.write_to(&file, setup, handed, counts);
+        let closed = close(file);
+        written?;
+        closed.map_err(|error| {
+            self.failed = true;
+            self.error(&setup.dir, error)
+        })
+    }
+
+    /// Appends one buffer to `file`, the key's file. A failed write is cut back: the file ends
+    /// with its last whole record, and takes no more.
+    fn write_to<S: Sink + ?Sized>(
+        &mut self,
+        file: &S,
+        setup: &Setup,
+        handed: &Handed,
+        counts: &mut Counts,
+    ) -> Result<(), WriteError> {
         let buf = &handed.buf;
         let before = std::mem::take(&mut self.before);
         let result = file.write_all(&before).and_then(|()| file.write_all(buf));
         if let Err(error) = result {
             self.failed = true;
             // Keep the records that reached the file whole; cut off the rest.
-            let on_disk = file.metadata().map_or(self.len, |m| m.len());
+            let on_disk = file.len().unwrap_or(self.len);
             let start = self.len + before.len() as u64;
             let (kept, whole) = match on_disk.checked_sub(start) {
                 Some(reached) => whole_records(buf, reached, setup.delimiter),
@@ -442,4 +521,55 @@ impl Output {
         counts.records += handed.records;
         Ok(())
     }
+}
+
+/// Where a buffer is written: the key's virtual file, or a plain file (see
+/// [`Output::write_once`]).
+trait Sink {
+    fn write_all(&self, buf: &[u8]) -> io::Result<()>;
+    fn len(&self) -> io::Result<u64>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
+}
+
+impl Sink for VirtualFile {
+    fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        Write::write_all(&mut &*self, buf)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        VirtualFile::set_len(self, len)
+    }
+}
+
+impl Sink for File {
+    fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        Write::write_all(&mut &*self, buf)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+}
+
+/// Closes `file`, reporting what `close` says (dropping a `File` ignores it).
+fn close(file: File) -> io::Result<()> {
+    let fd = file.into_raw_fd();
+    // SAFETY: `fd` came out of the `File`, which owned it; it is closed here, once.
+    if unsafe { libc::close(fd) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }

@@ -1,0 +1,136 @@
+//! `--max-open N` is a ceiling on the real descriptors of the output files, whichever road a
+//! file takes (the pager's, or a new file's single write at the end, created and closed
+//! outside it): checked by asking the kernel, with `strace -f` recording every open and
+//! close of the run's threads, replayed here to find the most output files open at once.
+#![cfg(target_os = "linux")]
+
+mod partition_support;
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::process::Command;
+
+use partition_support::{files, stderr};
+
+/// The most output descriptors open at once in an strace log of `openat`/`close` (with `-f`:
+/// a call cut by another thread's is finished on a `<... resumed>` line). An output is an
+/// `openat` of a name ending in `.csv` (the input is `input.txt`).
+fn peak_outputs(log: &str) -> (usize, usize) {
+    let mut pending: HashMap<&str, bool> = HashMap::new(); // pid -> an output's openat
+    let mut open: HashSet<i64> = HashSet::new();
+    let (mut peak, mut opens) = (0, 0);
+    for line in log.lines() {
+        let Some((pid, call)) = line.split_once(' ') else {
+            continue;
+        };
+        let call = call.trim_start();
+        let result = |text: &str| -> Option<i64> {
+            text.rsplit("= ").next()?.split(' ').next()?.parse().ok()
+        };
+        if call.starts_with("openat(") {
+            let output = call.contains(".csv\"");
+            if call.ends_with("<unfinished ...>") {
+                pending.insert(pid, output);
+                continue;
+            }
+            if let (true, Some(fd)) = (output, result(call)) {
+                if fd >= 0 {
+                    opens += 1;
+                    open.insert(fd);
+                }
+            }
+        } else if call.starts_with("<... openat resumed>") {
+            if let (Some(true), Some(fd)) = (pending.remove(pid), result(call)) {
+                if fd >= 0 {
+                    opens += 1;
+                    open.insert(fd);
+                }
+            }
+        } else if let Some(rest) = call.strip_prefix("close(") {
+            // The number leaves the table as close begins (whatever it returns, EINTR and EIO
+            // included, on Linux): an unfinished close counts as done.
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(fd) = digits.parse::<i64>() {
+                open.remove(&fd);
+            }
+        }
+        peak = peak.max(open.len());
+    }
+    (peak, opens)
+}
+
+#[test]
+fn output_descriptors_never_exceed_max_open_whichever_road_a_file_takes() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        panic!("strace is needed (CI installs it)");
+    }
+    const KEYS: usize = 3_000;
+    const MAX_OPEN: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    // A few keys with many long records (their buffers are written mid-run, through the
+    // pager), most with a few short ones (held to the end, then written once each).
+    let mut input = String::from("key,n\n");
+    for i in 0..30_000usize {
+        if i % 3 == 0 {
+            input.push_str(&format!("k{},{i}{}\n", i % 7, "x".repeat(100)));
+        } else {
+            input.push_str(&format!("k{},{i}\n", i % KEYS));
+        }
+    }
+    fs::write(dir.path().join("input.txt"), &input).unwrap();
+    let out = dir.path().join("out");
+    let log = dir.path().join("strace.log");
+    let output = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=openat,close", "-o"])
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_handoff"))
+        .args([
+            "partition",
+            "-q",
+            "--memory",
+            "256K",
+            "--max-open",
+            &MAX_OPEN.to_string(),
+            "key",
+        ])
+        .arg(&out)
+        .arg(dir.path().join("input.txt"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // Every record, in its key's file, in input order (the oracle: the input's lines).
+    let mut expected: HashMap<String, String> = HashMap::new();
+    for line in input.lines().skip(1) {
+        let key = line.split(',').next().unwrap();
+        expected
+            .entry(format!("{key}.csv"))
+            .or_insert_with(|| "key,n\n".into())
+            .push_str(&format!("{line}\n"));
+    }
+    let written = files(&out);
+    assert_eq!(written.len(), expected.len());
+    for (name, content) in &expected {
+        assert_eq!(
+            written.get(name).map(|c| &c[..]),
+            Some(content.as_bytes()),
+            "{name}"
+        );
+    }
+
+    let (peak, opens) = peak_outputs(&fs::read_to_string(&log).unwrap());
+    // The census moved: every file was opened at least once.
+    assert!(
+        opens >= expected.len(),
+        "{opens} opens seen for {} files",
+        expected.len()
+    );
+    assert!(
+        peak >= MAX_OPEN / 2,
+        "peak {peak}: the log shows too few opens to mean anything"
+    );
+    assert!(
+        peak <= MAX_OPEN,
+        "{peak} output descriptors open at once, --max-open {MAX_OPEN}"
+    );
+}
