@@ -158,6 +158,17 @@ fn display_name(path: &Path) -> String {
     }
 }
 
+/// The inputs' total size, if every one is a regular file (for the progress bar).
+fn total_size(inputs: &[PathBuf]) -> Option<u64> {
+    inputs
+        .iter()
+        .map(|path| match input_metadata(path) {
+            Ok(metadata) if metadata.is_file() => Some(metadata.len()),
+            _ => None,
+        })
+        .sum()
+}
+
 /// The metadata of an input: its file's (symlinks followed), or standard input's.
 fn input_metadata(path: &Path) -> io::Result<std::fs::Metadata> {
     if path == Path::new("-") {
@@ -552,6 +563,7 @@ fn finish(feed: Feed<'_>, stop: Option<Stop>, started: Instant) -> Result<Summar
     if bookkeeping > job.memory {
         summary.bookkeeping_over = Some(bookkeeping);
     }
+    progress.writing(outputs.keys());
     let finished = outputs.finish();
     summary.files = finished.files;
     summary.written = finished.records_written;
@@ -600,7 +612,7 @@ pub fn run(job: &Job, signal: &Arc<AtomicUsize>) -> Result<Summary, Failure> {
         header: None,
         expected: None,
         summary: Summary::default(),
-        progress: Progress::new(job.quiet),
+        progress: Progress::new(job.quiet, total_size(&inputs)),
     };
     let stop = feed.all(&inputs).err();
     finish(feed, stop, started)
