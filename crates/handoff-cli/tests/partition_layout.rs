@@ -6,6 +6,7 @@
 //! installed, by DuckDB's hive reader.
 
 mod oracle;
+#[allow(dead_code)] // shared with the other partition tests, which use all of it
 mod partition_support;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,9 @@ use std::process::{Command, Output, Stdio};
 use oracle::csv::parse;
 use oracle::names::{decode, Decoded};
 use partition_support::stderr;
+
+/// A hive path read back: each directory's (column, value), and the file name.
+type HivePath = (Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>);
 
 fn handoff() -> Command {
     Command::new(env!("CARGO_BIN_EXE_handoff"))
@@ -103,10 +107,7 @@ fn percent_decoded(s: &[u8]) -> Vec<u8> {
 
 /// Reads a hive path `c1=v1/c2=v2/file` back: the columns' names and values (decoded by
 /// `decoded`), and the file name. Every component is checked to be safe.
-fn hive_path(
-    path: &[u8],
-    decoded: impl Fn(&[u8]) -> Vec<u8>,
-) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>) {
+fn hive_path(path: &[u8], decoded: impl Fn(&[u8]) -> Vec<u8>) -> HivePath {
     let mut components: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
     let file = components.pop().unwrap().to_vec();
     let mut pairs = Vec::new();

@@ -86,8 +86,13 @@ pub fn split_key(key: &[u8]) -> Vec<Vec<u8>> {
 pub enum Component {
     /// Always this name.
     Literal(String),
-    /// `prefix`, something made from the key, `suffix`.
-    Hole { prefix: String, suffix: String },
+    /// `prefix`, something made from the key (empty only if `may_be_empty`: a hive value),
+    /// `suffix`.
+    Hole {
+        prefix: String,
+        suffix: String,
+        may_be_empty: bool,
+    },
 }
 
 impl Component {
@@ -95,8 +100,12 @@ impl Component {
     pub fn fits(&self, name: &[u8]) -> bool {
         match self {
             Component::Literal(literal) => name == literal.as_bytes(),
-            Component::Hole { prefix, suffix } => {
-                name.len() >= prefix.len() + suffix.len()
+            Component::Hole {
+                prefix,
+                suffix,
+                may_be_empty,
+            } => {
+                name.len() >= prefix.len() + suffix.len() + usize::from(!may_be_empty)
                     && name.starts_with(prefix.as_bytes())
                     && name.ends_with(suffix.as_bytes())
             }
@@ -227,6 +236,7 @@ impl Layout {
                         Some((prefix, suffix)) => Component::Hole {
                             prefix: prefix.to_owned(),
                             suffix: suffix.to_owned(),
+                            may_be_empty: false,
                         },
                         None => Component::Literal(component.to_owned()),
                     })
@@ -237,6 +247,7 @@ impl Layout {
                 .map(|column| Component::Hole {
                     prefix: column.clone(),
                     suffix: String::new(),
+                    may_be_empty: true,
                 })
                 .chain([Component::Literal(file.clone())])
                 .collect(),
@@ -360,11 +371,16 @@ mod tests {
             [
                 Component::Hole {
                     prefix: String::new(),
-                    suffix: String::new()
+                    suffix: String::new(),
+                    may_be_empty: false,
                 },
                 Component::Literal("cities.csv".into())
             ]
         );
+        let flat = &Layout::flat("{}.csv", 1).unwrap().components()[0];
+        assert!(flat.fits(b"a.csv") && !flat.fits(b".csv") && !flat.fits(b"a.tsv"));
+        let hive = &Layout::hive(&["c".into()], "d.csv").unwrap().components()[0];
+        assert!(hive.fits(b"c=") && hive.fits(b"c=x") && !hive.fits(b"d=x"));
     }
 
     #[test]
