@@ -686,3 +686,83 @@ fn progress_on_a_terminal_fits_its_width_and_shows_the_phases() {
     let output = run(&["-q", "key", "quiet", "in.csv"], dir.path());
     assert!(output.status.success() && output.stderr.is_empty());
 }
+
+/// xsv's own `tests/test_partition.rs` (BurntSushi/xsv), case by case, with the files and
+/// bytes it expects (its tricky-keys case aside: handoff escapes instead of renaming).
+#[test]
+fn every_case_of_xsv_test_partition_gives_the_same_files() {
+    const DATA: &str = "NY,Manhatten\nCA,San Francisco\nTX,Dallas\nNY,Buffalo\nTX,Fort Worth\n";
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("in.csv"), format!("state,city\n{DATA}")).unwrap();
+    fs::write(dir.path().join("nh.csv"), DATA).unwrap();
+    fs::write(
+        dir.path().join("prefix.csv"),
+        "state,city\nMA,Boston\nME,Portland\nM,Too short\nCA,San Francisco\nCO,Denver\n",
+    )
+    .unwrap();
+    let expect = |out: &str, files: &[(&str, &str)]| {
+        let got = tree(&dir.path().join(out));
+        let want: BTreeMap<Vec<u8>, Vec<u8>> = files
+            .iter()
+            .map(|(name, content)| (name.as_bytes().to_vec(), content.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(got, want, "{out}");
+    };
+    let ok = |args: &[&str]| {
+        let output = run(args, dir.path());
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    };
+    // partition, partition_into_new_directory
+    ok(&["state", "a", "in.csv"]);
+    expect(
+        "a",
+        &[
+            ("CA.csv", "state,city\nCA,San Francisco\n"),
+            ("NY.csv", "state,city\nNY,Manhatten\nNY,Buffalo\n"),
+            ("TX.csv", "state,city\nTX,Dallas\nTX,Fort Worth\n"),
+        ],
+    );
+    // partition_without_headers
+    ok(&["--no-headers", "1", "b", "nh.csv"]);
+    expect(
+        "b",
+        &[
+            ("CA.csv", "CA,San Francisco\n"),
+            ("NY.csv", "NY,Manhatten\nNY,Buffalo\n"),
+            ("TX.csv", "TX,Dallas\nTX,Fort Worth\n"),
+        ],
+    );
+    // partition_custom_filename
+    ok(&[
+        "--filename",
+        "state-{}-partition.csv",
+        "state",
+        "c",
+        "in.csv",
+    ]);
+    assert!(dir.path().join("c/state-NY-partition.csv").is_file());
+    // partition_custom_filename_with_directory ("helps with parallel partition jobs")
+    ok(&["--filename", "{}/cities.csv", "state", "d", "in.csv"]);
+    expect(
+        "d",
+        &[
+            ("CA/cities.csv", "state,city\nCA,San Francisco\n"),
+            ("NY/cities.csv", "state,city\nNY,Manhatten\nNY,Buffalo\n"),
+            ("TX/cities.csv", "state,city\nTX,Dallas\nTX,Fort Worth\n"),
+        ],
+    );
+    // partition_invalid_filename
+    for bad in ["foo.csv", "{}{}.csv"] {
+        let output = run(&["--filename", bad, "state", "e", "in.csv"], dir.path());
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+    }
+    // partition_with_prefix_length
+    ok(&["--prefix-length", "1", "state", "f", "prefix.csv"]);
+    expect(
+        "f",
+        &[
+            ("M.csv", "state,city\nMA,Boston\nME,Portland\nM,Too short\n"),
+            ("C.csv", "state,city\nCA,San Francisco\nCO,Denver\n"),
+        ],
+    );
+}
