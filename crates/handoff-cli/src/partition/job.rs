@@ -23,10 +23,10 @@ pub struct Job {
     pub outdir: PathBuf,
     /// CSV inputs, read one after the other; standard input if none, or `-`.
     pub inputs: Vec<PathBuf>,
-    /// The input has no header row; COLUMN is a 1-based index.
+    /// The input has no header row; COLUMN is a 1-based index (or several: `2,3`).
     #[arg(long)]
     pub no_headers: bool,
-    /// Field delimiter (one byte).
+    /// Field delimiter (one byte; `\t` or `tab` for a tab).
     #[arg(short, long, default_value = ",", value_parser = parse_delimiter)]
     pub delimiter: u8,
     /// How the files are laid out in OUTDIR: `flat`, one file per key named by --filename;
@@ -40,7 +40,7 @@ pub struct Job {
     /// absolute paths. Hive: the plain name of the file in each directory.
     #[arg(long, value_name = "TEMPLATE")]
     pub filename: Option<String>,
-    /// Partition on the first N bytes of the key (N ≥ 1).
+    /// Partition on the first N bytes of the key (N ≥ 1; of each key column's value).
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub prefix_length: Option<u64>,
     /// The most real file descriptors to use at once [default: the soft RLIMIT_NOFILE, after
