@@ -766,3 +766,146 @@ fn every_case_of_xsv_test_partition_gives_the_same_files() {
         ],
     );
 }
+
+/// The values as a CSV record writes them (`,` between, quoted when they hold `,`, `"`, `\r`
+/// or `\n`): what the hash of a cut name of several columns is taken of (README).
+fn csv_record(parts: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if part.iter().any(|b| b",\"\r\n".contains(b)) {
+            out.push(b'"');
+            for &b in part {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(part);
+        }
+    }
+    out
+}
+
+/// Whether `encoded` (a hive value, or a flat name without its suffix) stands for `value`:
+/// decoded whole, or cut past 200 bytes with `~` and 16 hex digits of the SHA-256 of `hashed`.
+fn stands_for(
+    encoded: &[u8],
+    value: &[u8],
+    hashed: &[u8],
+    decoder: impl Fn(&[u8]) -> Vec<u8>,
+) -> bool {
+    let n = encoded.len();
+    if n > 17 && encoded[n - 17] == b'~' && n - 17 <= 200 {
+        let prefix = decoder(&encoded[..n - 17]);
+        return value.starts_with(&prefix)
+            && encoded[n - 16..] == *oracle::names::hash16(hashed).as_bytes();
+    }
+    decoder(encoded) == value
+}
+
+#[test]
+fn the_oracle_s_hostile_keys_in_two_columns_hive_and_flat() {
+    let hostile = oracle::gen::hostile_keys();
+    let seconds: [&[u8]; 3] = [b"x", b"", b"a/b,\"c\""];
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = b"k,v,n\r\n".to_vec();
+    let mut n = 0;
+    let quote = |value: &[u8]| -> Vec<u8> {
+        let mut out = vec![b'"'];
+        for &b in value {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+        out
+    };
+    for key in &hostile {
+        for second in seconds {
+            n += 1;
+            input.extend_from_slice(&quote(key));
+            input.push(b',');
+            input.extend_from_slice(&quote(second));
+            input.extend_from_slice(format!(",{n}\r\n").as_bytes());
+        }
+    }
+    fs::write(dir.path().join("in.csv"), &input).unwrap();
+    let want = reference(&input, true, &[0, 1]);
+
+    let output = run(&["--layout", "hive", "k,v", "hive", "in.csv"], dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let got = tree(&dir.path().join("hive"));
+    assert_eq!(got.len(), want.len());
+    let mut matched = 0;
+    for (path, content) in &got {
+        let (pairs, file) = hive_path(path, |raw| raw.to_vec());
+        assert_eq!(file, b"data.csv");
+        for component in path.split(|&b| b == b'/') {
+            assert!(component.len() <= 255 && !component.starts_with(b"."));
+        }
+        let (key, expected) = want
+            .iter()
+            .find(|(key, _)| {
+                key.iter()
+                    .zip(&pairs)
+                    .all(|(value, (_, raw))| stands_for(raw, value, value, percent_decoded))
+            })
+            .unwrap_or_else(|| panic!("{} stands for no key", path.escape_ascii()));
+        assert_eq!(content, expected, "{}: {key:?}", path.escape_ascii());
+        matched += 1;
+    }
+    assert_eq!(matched, want.len());
+
+    let output = run(&["k,v", "flat", "in.csv"], dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let got = tree(&dir.path().join("flat"));
+    assert_eq!(got.len(), want.len());
+    for (name, content) in &got {
+        assert!(name.len() <= 255 && !name.contains(&b'/'));
+        let stem = name.strip_suffix(b".csv").unwrap();
+        let flat = |raw: &[u8]| -> Vec<u8> {
+            // The escaped values, split at `,` and each decoded; joined back as a record.
+            let parts: Vec<Vec<u8>> = raw
+                .split(|&b| b == b',')
+                .map(|part| match decode(part, "{}") {
+                    Ok(Decoded::Key(key)) => key,
+                    Ok(Decoded::Cut { .. }) | Err(_) => b"\0undecodable".to_vec(),
+                })
+                .collect();
+            csv_record(&parts)
+        };
+        let (key, expected) = want
+            .iter()
+            .find(|(key, _)| {
+                let record = csv_record(key);
+                if stem.len() > 17 && stem[stem.len() - 17] == b'~' {
+                    // Cut: the parts before the cut decode to a prefix of the record.
+                    let cut = &stem[..stem.len() - 17];
+                    let whole: Vec<&[u8]> = cut.split(|&b| b == b',').collect();
+                    let (last, full) = whole.split_last().unwrap();
+                    let mut parts: Vec<Vec<u8>> = full
+                        .iter()
+                        .map(|part| match decode(part, "{}") {
+                            Ok(Decoded::Key(key)) => key,
+                            _ => b"\0".to_vec(),
+                        })
+                        .collect();
+                    parts.push(percent_decoded(last));
+                    let prefix = csv_record(&parts);
+                    let prefix = prefix.strip_suffix(b"\"").unwrap_or(&prefix);
+                    record.starts_with(prefix)
+                        && stem[stem.len() - 16..] == *oracle::names::hash16(&record).as_bytes()
+                } else {
+                    flat(stem) == record
+                }
+            })
+            .unwrap_or_else(|| panic!("{} stands for no key", name.escape_ascii()));
+        assert_eq!(content, expected, "{}: {key:?}", name.escape_ascii());
+    }
+}

@@ -7,8 +7,8 @@
 //!
 //! - **Flat**: the escaped key ([`super::names::escape`]) takes the place of `{}` in the
 //!   template; several columns are escaped one by one and joined with [`SEPARATOR`], which
-//!   the escaping never writes (so the name still decodes to one key), then cut and hashed as
-//!   a whole if over 200 bytes. A template may hold `/`: its directories are made under OUTDIR.
+//!   the escaping never writes (so the name still decodes to one key), then cut as a whole if
+//!   over 200 bytes, with the hash of the joined key (its values as a CSV record). A template may hold `/`: its directories are made under OUTDIR.
 //! - **Hive**: one directory per key column, in order, named `COLUMN=value`, then the file
 //!   (`data.csv` unless `--filename` says otherwise). COLUMN is written as given on the command
 //!   line (a header name, or the index with `--no-headers`), escaped like a flat name; the value
@@ -270,7 +270,7 @@ impl Layout {
                         if i > 0 {
                             name.push(SEPARATOR);
                         }
-                        name.push_str(&names::escape(part));
+                        name.push_str(&names::escape_uncut(part));
                     }
                     cut = cut_long(&mut name, key);
                     name

@@ -49,6 +49,13 @@ pub fn push_escaped(name: &mut String, byte: u8) {
 
 /// The escaped form of `key` (see the module documentation).
 pub fn escape(key: &[u8]) -> String {
+    let mut name = escape_uncut(key);
+    cut_long(&mut name, key);
+    name
+}
+
+/// The escaped form of `key`, however long (not cut: see [`cut_long`]).
+pub fn escape_uncut(key: &[u8]) -> String {
     if key.is_empty() {
         return "%empty".to_owned();
     }
@@ -61,7 +68,6 @@ pub fn escape(key: &[u8]) -> String {
             push_escaped(&mut name, byte);
         }
     }
-    cut_long(&mut name, key);
     name
 }
 
