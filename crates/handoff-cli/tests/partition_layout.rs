@@ -517,6 +517,23 @@ fn hive_append_adds_to_nested_files_and_refuses_another_header() {
     let output = run(&[&["--append"][..], &hive, &["3.csv"]].concat(), dir.path());
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert_eq!(tree(&dir.path().join("out")), before);
+    // --force replaces the files this run writes, in the directories already there, and
+    // leaves the others.
+    let output = run(&[&["--force"][..], &hive, &["1.csv"]].concat(), dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut want = reference(first, true, &[0, 1]);
+    want.insert(
+        vec![b"B6".to_vec(), b"a/b".to_vec()],
+        b"carrier,origin,v\nB6,a/b,4\n".to_vec(),
+    );
+    let got: BTreeMap<Vec<Vec<u8>>, Vec<u8>> = tree(&dir.path().join("out"))
+        .iter()
+        .map(|(path, content)| {
+            let (pairs, _) = hive_path(path, percent_decoded);
+            (pairs.into_iter().map(|(_, v)| v).collect(), content.clone())
+        })
+        .collect();
+    assert_eq!(got, want);
 }
 
 #[test]
