@@ -18,7 +18,7 @@ use crate::partition::{self, Job};
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
-    /// Generate a seeded input and partition it; report records/s and MB/s.
+    /// Generate a seeded input and partition it; report records/s and MiB/s.
     Partition(BenchPartition),
     /// Time an open/read/close loop natively and under `handoff audit` (Linux).
     #[cfg(target_os = "linux")]
@@ -122,12 +122,12 @@ pub fn run(command: BenchCommand) -> Result<(), String> {
     let started = Instant::now();
     let size = generate(&spec, &input)?;
     eprintln!(
-        "generated {} lines, {} keys ({} {}), {:.1} MB in {:.1} s: {}",
+        "generated {} lines, {} keys ({} {}), {:.1} MiB in {:.1} s: {}",
         spec.lines,
         spec.keys,
         spec.distribution,
         spec.skew,
-        size as f64 / 1e6,
+        size as f64 / f64::from(1 << 20),
         started.elapsed().as_secs_f64(),
         input.display()
     );
@@ -152,7 +152,8 @@ pub fn run(command: BenchCommand) -> Result<(), String> {
         inputs: vec![input],
         no_headers: false,
         delimiter: b',',
-        filename: "{}.csv".into(),
+        layout: partition::job::LayoutKind::Flat,
+        filename: None,
         prefix_length: None,
         max_open: spec.max_open,
         memory: spec.memory,
@@ -166,13 +167,15 @@ pub fn run(command: BenchCommand) -> Result<(), String> {
         return Err(failure.message().to_owned());
     }
     let seconds = summary.elapsed.as_secs_f64();
+    // MiB, as the summary line above it.
+    const MIB: f64 = (1 << 20) as f64;
     println!("{}", crate::summary_line(&summary));
     println!(
-        "partition: {:.0} records/s, {:.1} MB/s; reading alone: {:.1} MB/s ({:.2} s); \
+        "partition: {:.0} records/s, {:.1} MiB/s; reading alone: {:.1} MiB/s ({:.2} s); \
          partition / read = {:.1}x",
         summary.records as f64 / seconds,
-        size as f64 / 1e6 / seconds,
-        size as f64 / 1e6 / read_only.as_secs_f64(),
+        size as f64 / MIB / seconds,
+        size as f64 / MIB / read_only.as_secs_f64(),
         read_only.as_secs_f64(),
         seconds / read_only.as_secs_f64()
     );

@@ -45,18 +45,23 @@ fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// `n` bytes in MiB (the one unit partition prints).
+fn mib(n: u64) -> f64 {
+    n as f64 / f64::from(1 << 20)
+}
+
 /// The one paragraph printed at the end.
 pub fn summary_line(summary: &Summary) -> String {
     let seconds = summary.elapsed.as_secs_f64().max(1e-9);
     let mut line = format!(
-        "{} into {}: {:.1} MB read, {:.1} MB written in {:.2} s ({:.1} MB/s); \
+        "{} into {}: {:.1} MiB read, {:.1} MiB written in {:.2} s ({:.1} MiB/s); \
          real descriptors at peak {}, files paged in {} times and out {} times",
         plural(summary.written, "record", "records"),
         plural(summary.files as u64, "file", "files"),
-        summary.bytes_read as f64 / 1e6,
-        summary.bytes_written as f64 / 1e6,
+        mib(summary.bytes_read),
+        mib(summary.bytes_written),
         seconds,
-        summary.bytes_read as f64 / 1e6 / seconds,
+        mib(summary.bytes_read) / seconds,
         summary.pager.peak_resident,
         summary.pager.page_ins,
         summary.pager.evictions,

@@ -10,6 +10,7 @@
 pub mod display;
 pub mod input;
 pub mod job;
+pub mod layout;
 pub mod names;
 pub mod outdir;
 pub mod outputs;
@@ -32,6 +33,8 @@ use crate::progress::Progress;
 use display::{shown, shown_names, shown_path};
 use input::Prefetch;
 pub use job::Job;
+use job::LayoutKind;
+use layout::Layout;
 use outdir::{Existing, Identity, Outdir, OutdirError};
 use outputs::{Header, Outputs, WriteError};
 use records::{SplitError, Splitter};
@@ -95,35 +98,45 @@ impl From<WriteError> for Failure {
     }
 }
 
-/// Checks `--filename`: exactly one `{}`, nothing that leaves the output directory, and room
-/// for the longest name the escaping makes.
-fn check_template(template: &str) -> Result<(), Failure> {
-    if template.matches("{}").count() != 1 {
-        return Err(Failure::Usage(format!(
-            "--filename \"{}\" must contain `{{}}` exactly once (where the key goes)",
-            shown(template.as_bytes())
-        )));
-    }
-    // The escaped key is never empty, `.` or `..`, so with no separator the name stays in
-    // OUTDIR.
-    if template.contains(['/', '\\', '\0']) {
-        return Err(Failure::Usage(format!(
-            "--filename \"{}\" must be a plain file name (no `/`, `\\` or NUL)",
-            shown(template.as_bytes())
-        )));
-    }
-    const NAME_MAX: usize = 255;
-    let fixed = template.len() - 2;
-    if fixed + names::LONGEST > NAME_MAX {
-        return Err(Failure::Usage(format!(
-            "--filename \"{}\" is too long: with the longest escaped key ({} bytes) a name \
-             would be {} bytes, over the {NAME_MAX} a file name may have; keep the template's \
-             other text within {} bytes",
-            shown(template.as_bytes()),
-            names::LONGEST,
-            fixed + names::LONGEST,
-            NAME_MAX - names::LONGEST
-        )));
+/// The key columns as given on the command line: COLUMN split at `,` (with a header, the
+/// whole of COLUMN is one name if the header has that name: see [`Feed::header`]).
+fn columns_given(job: &Job) -> Vec<String> {
+    job.column.split(',').map(str::to_owned).collect()
+}
+
+/// The layout for key columns `columns` (as given), checked up front: `--filename` (one `{}`,
+/// nothing that leaves OUTDIR, room for the longest name the escaping makes), or the hive
+/// layout's names.
+fn layout_of(job: &Job, columns: &[String]) -> Result<Layout, Failure> {
+    let filename = job.filename.as_deref();
+    let checked = match job.layout {
+        LayoutKind::Flat => {
+            Layout::flat(filename.unwrap_or("{}.csv"), columns.len()).map_err(|why| {
+                format!(
+                    "--filename \"{}\" {why}",
+                    shown(filename.unwrap_or_default().as_bytes())
+                )
+            })
+        }
+        LayoutKind::Hive => Layout::hive(columns, filename.unwrap_or("data.csv")),
+    };
+    checked.map_err(Failure::Usage)
+}
+
+/// Checks the key columns as given: none empty, none twice.
+fn check_columns(columns: &[String]) -> Result<(), Failure> {
+    for (i, column) in columns.iter().enumerate() {
+        if column.is_empty() && columns.len() > 1 {
+            return Err(Failure::Usage(
+                "COLUMN holds an empty name between `,` (e.g. `a,,b` or a trailing `,`)".into(),
+            ));
+        }
+        if columns[..i].contains(column) {
+            return Err(Failure::Usage(format!(
+                "COLUMN names \"{}\" twice",
+                shown(column.as_bytes())
+            )));
+        }
     }
     Ok(())
 }
@@ -143,6 +156,17 @@ fn display_name(path: &Path) -> String {
     } else {
         shown_path(path)
     }
+}
+
+/// The inputs' total size, if every one is a regular file (for the progress bar).
+fn total_size(inputs: &[PathBuf]) -> Option<u64> {
+    inputs
+        .iter()
+        .map(|path| match input_metadata(path) {
+            Ok(metadata) if metadata.is_file() => Some(metadata.len()),
+            _ => None,
+        })
+        .sum()
 }
 
 /// The metadata of an input: its file's (symlinks followed), or standard input's.
@@ -180,9 +204,11 @@ fn refuse_inputs_inside(inside: &HashSet<Identity>, inputs: &[PathBuf]) -> Resul
 /// again if the setup is refused) and the inputs (none may be a file inside OUTDIR). Returns
 /// the outputs, ready, and the identities of the files in OUTDIR.
 fn setup(job: &Job, inputs: &[PathBuf]) -> Result<(Outputs, HashSet<Identity>), Failure> {
-    check_template(&job.filename)?;
+    let columns = columns_given(job);
+    let layout = layout_of(job, &columns)?;
     if job.no_headers {
-        column_index(job)?;
+        check_columns(&columns)?;
+        column_indexes(job)?;
     }
     let dir = Outdir::prepare(&job.outdir).map_err(|error| match error {
         OutdirError::NotADirectory(message) => Failure::Usage(message),
@@ -202,8 +228,10 @@ fn setup(job: &Job, inputs: &[PathBuf]) -> Result<(Outputs, HashSet<Identity>), 
                 names.len()
             )));
         }
+        // As deep as the layout's paths go (its files may be an input's).
+        let depth = layout.components().len().max(columns.len() + 1);
         let inside = dir
-            .file_identities()
+            .file_identities(depth)
             .map_err(|e| run_error(format!("cannot read {}: {e}", shown_path(dir.path()))))?;
         refuse_inputs_inside(&inside, inputs)?;
         let _ = handoff::limits::raise(); // more descriptors only help; the budget is ours
@@ -218,7 +246,7 @@ fn setup(job: &Job, inputs: &[PathBuf]) -> Result<(Outputs, HashSet<Identity>), 
             Outputs::new(
                 pager,
                 dir,
-                &job.filename,
+                layout,
                 job.existing.mode(),
                 job.delimiter,
                 job.memory,
@@ -232,15 +260,18 @@ fn setup(job: &Job, inputs: &[PathBuf]) -> Result<(Outputs, HashSet<Identity>), 
     }
 }
 
-/// COLUMN as a 0-based index (with `--no-headers`).
-fn column_index(job: &Job) -> Result<usize, Failure> {
-    match job.column.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n - 1),
-        _ => Err(Failure::Usage(format!(
-            "with --no-headers, COLUMN is a 1-based index, not \"{}\"",
-            shown(job.column.as_bytes())
-        ))),
-    }
+/// The key columns as 0-based indexes (with `--no-headers`).
+fn column_indexes(job: &Job) -> Result<Vec<usize>, Failure> {
+    columns_given(job)
+        .iter()
+        .map(|column| match column.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n - 1),
+            _ => Err(Failure::Usage(format!(
+                "with --no-headers, COLUMN is a 1-based index (or several: `2,3`), not \"{}\"",
+                shown(job.column.as_bytes())
+            ))),
+        })
+        .collect()
 }
 
 /// Why feeding stopped early.
@@ -268,8 +299,12 @@ struct Feed<'a> {
     outputs: Outputs,
     /// Identities of the files in OUTDIR at the start: no input may be one of them.
     inside: HashSet<Identity>,
-    /// The key column, once known (at once with --no-headers; from the first header).
-    column: Option<usize>,
+    /// The key columns, once known (at once with --no-headers; from the first header).
+    columns: Vec<usize>,
+    /// A key of several columns, joined (see [`layout::join_key`]).
+    key: Vec<u8>,
+    /// A record's bytes, copied out of the splitter (several key columns).
+    raw: Vec<u8>,
     /// The first header's field names.
     header: Option<Vec<Vec<u8>>>,
     /// Fields every record must have.
@@ -307,7 +342,7 @@ impl Feed<'_> {
         Ok(Splitter::new(
             Prefetch::spawn(input, Arc::clone(self.signal)),
             self.job.delimiter,
-            self.column.unwrap_or(0),
+            self.columns.first().copied().unwrap_or(0),
         ))
     }
 
@@ -324,16 +359,28 @@ impl Feed<'_> {
         let fields = splitter.fields(count);
         match &self.header {
             None => {
-                let column = fields
-                    .iter()
-                    .position(|field| field == self.job.column.as_bytes())
-                    .ok_or_else(|| {
-                        Failure::Usage(format!(
-                            "{name}: no column \"{}\" in the header (columns: {})",
-                            shown(self.job.column.as_bytes()),
-                            shown_names(&fields)
-                        ))
-                    })?;
+                let whole = &self.job.column;
+                let given = if whole.contains(',') && fields.iter().any(|f| f == whole.as_bytes()) {
+                    vec![whole.clone()] // a header name holding `,`
+                } else {
+                    columns_given(self.job)
+                };
+                check_columns(&given)?;
+                let mut columns = Vec::new();
+                for column in &given {
+                    let at = fields
+                        .iter()
+                        .position(|field| field == column.as_bytes())
+                        .ok_or_else(|| {
+                            Failure::Usage(format!(
+                                "{name}: no column \"{}\" in the header (columns: {})",
+                                shown(column.as_bytes()),
+                                shown_names(&fields)
+                            ))
+                        })?;
+                    columns.push(at);
+                }
+                self.outputs.set_layout(layout_of(self.job, &given)?);
                 self.outputs.set_header(Header {
                     raw,
                     fields: fields.clone(),
@@ -342,8 +389,8 @@ impl Feed<'_> {
                 self.outputs.check_append()?;
                 self.expected = Some(count);
                 self.header = Some(fields);
-                self.column = Some(column);
-                splitter.set_column(column);
+                splitter.set_column(columns[0]);
+                self.columns = columns;
             }
             // The splitter was made with the first header's column already.
             Some(first) if *first == fields => {}
@@ -359,60 +406,95 @@ impl Feed<'_> {
         Ok(())
     }
 
+    /// Whether a record of `fields` fields (`has_key`: it reaches every key column), on
+    /// `line`, is written: the first record sets the field count with --no-headers; a
+    /// malformed record is skipped (and counted) with --skip-malformed, else an error.
+    fn accept(
+        &mut self,
+        fields: usize,
+        has_key: bool,
+        line: u64,
+        name: &str,
+    ) -> Result<bool, Stop> {
+        let expected = match self.expected {
+            Some(expected) => expected,
+            None => {
+                // --no-headers: the first record sets the field count.
+                if let Some(&column) = self.columns.iter().find(|&&column| fields <= column) {
+                    return Err(Failure::Usage(format!(
+                        "{name}: no column {} (the first record has {} field{})",
+                        column + 1,
+                        fields,
+                        if fields == 1 { "" } else { "s" }
+                    ))
+                    .into());
+                }
+                *self.expected.insert(fields)
+            }
+        };
+        if has_key && fields == expected {
+            return Ok(true);
+        }
+        if self.job.skip_malformed {
+            self.summary.malformed += 1;
+            return Ok(false);
+        }
+        let why = if has_key {
+            format!("{fields} fields where {expected} were expected")
+        } else {
+            let column = self.columns.iter().copied().max().unwrap_or(0);
+            format!("{fields} fields, too few for the key column {}", column + 1)
+        };
+        Err(run_error(format!(
+            "{name}:{line}: malformed record: {why} (--skip-malformed skips such records)"
+        ))
+        .into())
+    }
+
     /// Step three: an input's records, each to its key's file.
     fn records(&mut self, splitter: &mut Splitter<Prefetch>, name: &str) -> Result<(), Stop> {
+        // Several key columns: every field is decoded (the CSV path), then the key joined.
+        let several = self.columns.len() > 1;
+        let last = self.columns.iter().copied().max().unwrap_or(0);
+        let prefix_length = self.job.prefix_length;
+        let prefix = |key: &[u8]| -> usize {
+            prefix_length.map_or(key.len(), |n| {
+                usize::try_from(n).unwrap_or(usize::MAX).min(key.len())
+            })
+        };
         loop {
-            let record = match splitter.next_record(false) {
+            let record = match splitter.next_record(several) {
                 Ok(Some(record)) => record,
                 Ok(None) => return Ok(()),
                 Err(error) => return Err(split_failure(error, name).into()),
             };
-            let expected = match self.expected {
-                Some(expected) => expected,
-                None => {
-                    // --no-headers: the first record sets the field count.
-                    let column = self.column.unwrap_or(0);
-                    if record.fields <= column {
-                        return Err(Failure::Usage(format!(
-                            "{name}: no column {} (the first record has {} field{})",
-                            column + 1,
-                            record.fields,
-                            if record.fields == 1 { "" } else { "s" }
-                        ))
-                        .into());
-                    }
-                    *self.expected.insert(record.fields)
-                }
+            let has_key = if several {
+                record.fields > last
+            } else {
+                record.key.is_some()
             };
-            let key = match record.key {
-                Some(key) if record.fields == expected => key,
-                _ => {
-                    if self.job.skip_malformed {
-                        self.summary.malformed += 1;
-                        continue;
-                    }
-                    let why = if record.key.is_none() {
-                        format!(
-                            "{} fields, too few for the key column {}",
-                            record.fields,
-                            self.column.unwrap_or(0) + 1
-                        )
-                    } else {
-                        format!("{} fields where {expected} were expected", record.fields)
-                    };
-                    return Err(run_error(format!(
-                        "{name}:{}: malformed record: {why} (--skip-malformed skips such records)",
-                        record.line
-                    ))
-                    .into());
-                }
-            };
-            let key = match self.job.prefix_length {
-                Some(n) => &key[..usize::try_from(n).unwrap_or(usize::MAX).min(key.len())],
-                None => key,
-            };
-            self.outputs
-                .add(key, [record.bom, record.raw, record.missing])?;
+            if !self.accept(record.fields, has_key, record.line, name)? {
+                continue;
+            }
+            if several {
+                let (bom, missing, count) = (record.bom, record.missing, record.fields);
+                self.raw.clear();
+                self.raw.extend_from_slice(record.raw);
+                let fields = splitter.fields(count);
+                self.key.clear();
+                layout::join_key(
+                    self.columns
+                        .iter()
+                        .map(|&at| &fields[at][..prefix(&fields[at])]),
+                    &mut self.key,
+                );
+                self.outputs.add(&self.key, [bom, &self.raw, missing])?;
+            } else {
+                let key = record.key.unwrap_or_default();
+                let key = &key[..prefix(key)];
+                self.outputs
+                    .add(key, [record.bom, record.raw, record.missing])?;
+            }
             self.summary.records += 1;
             if let Some(warning) = self.outputs.take_warning() {
                 self.progress.warn(&warning);
@@ -431,7 +513,7 @@ impl Feed<'_> {
     /// Steps two and three for every input, in order.
     fn all(&mut self, inputs: &[PathBuf]) -> Result<(), Stop> {
         if self.job.no_headers {
-            self.column = Some(column_index(self.job)?);
+            self.columns = column_indexes(self.job)?;
         }
         for path in inputs {
             let name = display_name(path);
@@ -481,6 +563,7 @@ fn finish(feed: Feed<'_>, stop: Option<Stop>, started: Instant) -> Result<Summar
     if bookkeeping > job.memory {
         summary.bookkeeping_over = Some(bookkeeping);
     }
+    progress.writing(outputs.keys());
     let finished = outputs.finish();
     summary.files = finished.files;
     summary.written = finished.records_written;
@@ -523,11 +606,13 @@ pub fn run(job: &Job, signal: &Arc<AtomicUsize>) -> Result<Summary, Failure> {
         signal,
         outputs,
         inside,
-        column: None,
+        columns: Vec::new(),
+        key: Vec::new(),
+        raw: Vec::new(),
         header: None,
         expected: None,
         summary: Summary::default(),
-        progress: Progress::new(job.quiet),
+        progress: Progress::new(job.quiet, total_size(&inputs)),
     };
     let stop = feed.all(&inputs).err();
     finish(feed, stop, started)

@@ -13,22 +13,22 @@
 //!
 //! Escaping is injective: every escaped name decodes back to its key (`%XX` to the byte, other
 //! bytes to themselves), so two keys never get the same name. Cut names rely on the hash
-//! instead, and [`Names`] checks that no two keys in a run ever share one.
-
-use std::collections::HashMap;
+//! instead, and [`super::layout::Layout`] checks that no two keys in a run ever share one.
 
 use sha2::{Digest, Sha256};
 
 /// Longest name kept whole; longer ones are cut and hashed (to at most this length too).
 pub const LONGEST: usize = 200;
-const CUT: usize = 180;
+/// Where a name over [`LONGEST`] is cut, before `~` and the hash.
+pub const CUT: usize = 180;
 
 const RESERVED: [&str; 22] = [
     "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
     "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
-fn is_plain(byte: u8) -> bool {
+/// Whether a byte stays as it is in a name (the others become `%XX`).
+pub fn is_plain(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.')
 }
 
@@ -39,7 +39,8 @@ fn is_reserved(key: &[u8]) -> bool {
         .any(|reserved| stem.eq_ignore_ascii_case(reserved.as_bytes()))
 }
 
-fn push_escaped(name: &mut String, byte: u8) {
+/// Appends `%XX` for `byte` (upper-case hex).
+pub fn push_escaped(name: &mut String, byte: u8) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     name.push('%');
     name.push(HEX[usize::from(byte >> 4)] as char);
@@ -48,6 +49,13 @@ fn push_escaped(name: &mut String, byte: u8) {
 
 /// The escaped form of `key` (see the module documentation).
 pub fn escape(key: &[u8]) -> String {
+    let mut name = escape_uncut(key);
+    cut_long(&mut name, key);
+    name
+}
+
+/// The escaped form of `key`, however long (not cut: see [`cut_long`]).
+pub fn escape_uncut(key: &[u8]) -> String {
     if key.is_empty() {
         return "%empty".to_owned();
     }
@@ -60,41 +68,26 @@ pub fn escape(key: &[u8]) -> String {
             push_escaped(&mut name, byte);
         }
     }
-    if name.len() > LONGEST {
-        let mut cut = CUT;
-        while name.as_bytes()[cut - 1] == b'%' || name.as_bytes()[cut - 2] == b'%' {
-            cut -= 1; // never cut inside an escape
-        }
-        name.truncate(cut);
-        let digest = Sha256::digest(key);
-        name.push('~');
-        for byte in &digest[..8] {
-            name.push_str(&format!("{byte:02x}"));
-        }
-    }
     name
 }
 
-/// The names given out in one run, to refuse the astronomically unlikely case of two long
-/// keys whose cut names collide.
-#[derive(Default)]
-pub struct Names {
-    cut: HashMap<String, Vec<u8>>,
-}
-
-impl Names {
-    /// The name for a key not seen before in this run.
-    pub fn name(&mut self, key: &[u8]) -> Result<String, String> {
-        let name = escape(key);
-        if name.len() > LONGEST {
-            if let Some(other) = self.cut.insert(name.clone(), key.to_vec()) {
-                if other != key {
-                    return Err(format!("two long keys share the file name {name}"));
-                }
-            }
-        }
-        Ok(name)
+/// Cuts a name over [`LONGEST`] bytes to [`CUT`] (never inside an escape) and appends `~` and
+/// 16 hex digits of the SHA-256 of `key`, the bytes it stands for. Returns whether it did.
+pub fn cut_long(name: &mut String, key: &[u8]) -> bool {
+    if name.len() <= LONGEST {
+        return false;
     }
+    let mut cut = CUT;
+    while name.as_bytes()[cut - 1] == b'%' || name.as_bytes()[cut - 2] == b'%' {
+        cut -= 1; // never cut inside an escape
+    }
+    name.truncate(cut);
+    let digest = Sha256::digest(key);
+    name.push('~');
+    for byte in &digest[..8] {
+        name.push_str(&format!("{byte:02x}"));
+    }
+    true
 }
 
 /// Decodes an escaped name (not a cut one) back to its key: the proof of injectivity.
@@ -120,6 +113,8 @@ pub fn unescape(name: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]
@@ -186,8 +181,5 @@ mod tests {
         let slashes = vec![b'/'; 300];
         assert!(escape(&slashes).len() <= LONGEST);
         assert!(!escape(&slashes).contains('/'));
-        let mut names = Names::default();
-        assert_eq!(names.name(&a).unwrap(), na);
-        assert_eq!(names.name(&b).unwrap(), nb);
     }
 }

@@ -106,6 +106,17 @@ fn with_file<R>(fd: BorrowedFd<'_>, f: impl FnOnce(&File) -> R) -> R {
     f(&file)
 }
 
+/// `error`, saying which directory under OUTDIR it concerns.
+fn in_directory(directory: &[u8], error: io::Error) -> io::Error {
+    io::Error::new(
+        error.kind(),
+        format!(
+            "its directory {}: {error}",
+            super::display::shown(directory)
+        ),
+    )
+}
+
 fn is_out_of_descriptors(error: &io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
@@ -196,25 +207,145 @@ impl Outdir {
             .collect()
     }
 
-    /// The identities of the regular files in OUTDIR (symlinks not followed).
-    pub fn file_identities(&self) -> io::Result<HashSet<Identity>> {
-        let mut identities = HashSet::new();
-        for name in self.names()? {
-            if let Ok(stat) = stat_at(self.fd.as_fd(), &name) {
-                if stat.st_mode & libc::S_IFMT == libc::S_IFREG {
-                    // The types of st_dev and st_ino differ between platforms.
-                    #[allow(clippy::unnecessary_cast)]
-                    identities.insert((stat.st_dev as u64, stat.st_ino as u64));
+    /// The identities of the regular files in OUTDIR, and in its directories down to `depth`
+    /// components (symlinks not followed).
+    pub fn file_identities(&self, depth: usize) -> io::Result<HashSet<Identity>> {
+        Ok(self
+            .files(depth)?
+            .into_iter()
+            .map(|(_, identity)| identity)
+            .collect())
+    }
+
+    /// Opens the directory that holds `path` (a relative path, `/` between components; the
+    /// last one is the file), one component at a time from OUTDIR's descriptor, each with
+    /// `O_NOFOLLOW | O_DIRECTORY` (a symlink or anything but a directory fails the open, never
+    /// followed), making the missing ones with `mkdirat` if `create`. Returns that directory
+    /// (`None`: OUTDIR itself) and the file's name. `make_room` is called on EMFILE/ENFILE.
+    fn parent<'p>(
+        &self,
+        path: &'p [u8],
+        create: bool,
+        make_room: &mut dyn FnMut() -> bool,
+    ) -> io::Result<(Option<OwnedFd>, &'p [u8])> {
+        let mut components = path.split(|&b| b == b'/').peekable();
+        let mut dir: Option<OwnedFd> = None;
+        let mut walked = Vec::new();
+        while let Some(component) = components.next() {
+            if components.peek().is_none() {
+                return Ok((dir, component));
+            }
+            if matches!(component, b"" | b"." | b"..") {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "an empty, `.` or `..` component (never used)",
+                ));
+            }
+            if !walked.is_empty() {
+                walked.push(b'/');
+            }
+            walked.extend_from_slice(component);
+            let at = dir.as_ref().map_or(self.fd.as_fd(), AsFd::as_fd);
+            if create {
+                let name = cstring(component)?;
+                // SAFETY: `at` is an open directory descriptor for the call, `name` is
+                // NUL-terminated; mkdirat never follows a symlink at the last component (it
+                // fails with EEXIST).
+                let made = unsafe { libc::mkdirat(at.as_raw_fd(), name.as_ptr(), 0o777) };
+                if made != 0 {
+                    let error = io::Error::last_os_error();
+                    if error.kind() != io::ErrorKind::AlreadyExists {
+                        return Err(in_directory(&walked, error));
+                    }
                 }
             }
+            let opened = loop {
+                match open_at(
+                    at,
+                    component,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                ) {
+                    Err(error) if is_out_of_descriptors(&error) && make_room() => continue,
+                    opened => break opened,
+                }
+            };
+            match opened {
+                Ok(fd) => dir = Some(fd),
+                Err(error) if matches!(error.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
+                    let link = stat_at(at, component)
+                        .is_ok_and(|stat| stat.st_mode & libc::S_IFMT == libc::S_IFLNK);
+                    let why = if link {
+                        "is a symbolic link (never followed: remove it, or choose another OUTDIR)"
+                    } else {
+                        "is not a directory"
+                    };
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("its directory {} {why}", super::display::shown(&walked)),
+                    ));
+                }
+                Err(error) => return Err(in_directory(&walked, error)),
+            }
         }
-        Ok(identities)
+        unreachable!("split yields one component at least")
+    }
+
+    /// The regular files under OUTDIR (symlinks never followed), at most `depth` components
+    /// deep (1: OUTDIR's own files): each one's path (`/` between components) and identity.
+    pub fn files(&self, depth: usize) -> io::Result<Vec<(Vec<u8>, Identity)>> {
+        let mut found = Vec::new();
+        self.files_in(self.fd.as_fd(), &[], depth, &mut found)?;
+        Ok(found)
+    }
+
+    fn files_in(
+        &self,
+        dir: BorrowedFd<'_>,
+        path: &[u8],
+        depth: usize,
+        found: &mut Vec<(Vec<u8>, Identity)>,
+    ) -> io::Result<()> {
+        let listed = match std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())) {
+            Ok(listed) => listed,
+            Err(_) if path.is_empty() => std::fs::read_dir(&self.path)?,
+            Err(error) => return Err(error),
+        };
+        for entry in listed {
+            let name = entry?.file_name().as_bytes().to_vec();
+            let Ok(stat) = stat_at(dir, &name) else {
+                continue;
+            };
+            let mut inner = path.to_vec();
+            if !inner.is_empty() {
+                inner.push(b'/');
+            }
+            inner.extend_from_slice(&name);
+            match stat.st_mode & libc::S_IFMT {
+                // The types of st_dev and st_ino differ between platforms.
+                #[allow(clippy::unnecessary_cast)]
+                libc::S_IFREG => found.push((inner, (stat.st_dev as u64, stat.st_ino as u64))),
+                libc::S_IFDIR if depth > 1 => {
+                    let Ok(sub) = open_at(
+                        dir,
+                        &name,
+                        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    ) else {
+                        continue;
+                    };
+                    self.files_in(sub.as_fd(), &inner, depth - 1, found)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Opens `name` in OUTDIR for reading, if it is a regular file (never through a symlink).
+    /// `name` may be a path of several components (`/` between them): none is followed.
     pub fn open_existing(&self, name: &[u8]) -> io::Result<File> {
+        let (dir, name) = self.parent(name, false, &mut || false)?;
         let fd = open_at(
-            self.fd.as_fd(),
+            dir.as_ref().map_or(self.fd.as_fd(), AsFd::as_fd),
             name,
             libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
         )?;
@@ -236,6 +367,9 @@ impl Outdir {
 
     /// Opens (creating it as `existing` says) the output file `name` in OUTDIR: never through
     /// a symlink, only a regular file with one link, truncated (`Replace`) only once checked.
+    /// `name` may be a path of several components (`/` between them): the directories are
+    /// made (`mkdirat`) and opened one by one, none followed if it is a symlink (see
+    /// `parent`).
     /// `make_room` is called on EMFILE/ENFILE, and the open retried while it frees one.
     pub fn open_output(
         &self,
@@ -252,8 +386,10 @@ impl Outdir {
                 Existing::Replace => libc::O_WRONLY | libc::O_CREAT,
                 Existing::Append => libc::O_RDWR | libc::O_CREAT | libc::O_APPEND,
             };
+        let (dir, name) = self.parent(name, true, &mut make_room)?;
+        let at = dir.as_ref().map_or(self.fd.as_fd(), AsFd::as_fd);
         let fd = loop {
-            match open_at(self.fd.as_fd(), name, flags) {
+            match open_at(at, name, flags) {
                 Err(error) if is_out_of_descriptors(&error) && make_room() => continue,
                 Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
                     return Err(io::Error::new(

@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 use handoff::pager::{Pager, Stats, VirtualFile};
 
 use super::display::{shown, shown_names, shown_path};
+use super::layout::Layout;
 use super::outdir::{Existing, Outdir};
 use super::records::Splitter;
 use super::sizes::SizeClasses;
@@ -155,8 +156,7 @@ struct Running {
 pub struct Outputs {
     pager: Pager,
     dir: Arc<Outdir>,
-    prefix: String,
-    suffix: String,
+    layout: Layout,
     existing: Existing,
     delimiter: u8,
     header: Option<Arc<Header>>,
@@ -184,17 +184,15 @@ impl Outputs {
     pub fn new(
         pager: Pager,
         dir: Outdir,
-        template: &str,
+        layout: Layout,
         existing: Existing,
         delimiter: u8,
         memory: usize,
     ) -> Outputs {
-        let (prefix, suffix) = template.split_once("{}").expect("a checked template");
         Outputs {
             pager,
             dir: Arc::new(dir),
-            prefix: prefix.to_owned(),
-            suffix: suffix.to_owned(),
+            layout,
             existing,
             delimiter,
             header: None,
@@ -211,6 +209,11 @@ impl Outputs {
             warned: false,
             writer: None,
         }
+    }
+
+    /// The layout, once the key columns are known (before the first key).
+    pub fn set_layout(&mut self, layout: Layout) {
+        self.layout = layout;
     }
 
     pub fn set_header(&mut self, header: Header) {
@@ -245,8 +248,8 @@ impl Outputs {
         }
     }
 
-    /// With `--append`: every existing, non-empty file in OUTDIR that this run could write
-    /// (its name fits the template) must start with the run's header (a BOM aside). Checked
+    /// With `--append`: every existing, non-empty file under OUTDIR that this run could write
+    /// (its path fits the layout) must start with the run's header (a BOM aside). Checked
     /// before anything is written.
     pub fn check_append(&self) -> Result<(), WriteError> {
         let Some(header) = &self.header else {
@@ -255,23 +258,27 @@ impl Outputs {
         if self.existing != Existing::Append {
             return Ok(());
         }
-        let names = self.dir.names().map_err(|error| WriteError {
-            file: shown_path(self.dir.path()),
-            key: None,
-            error,
-            refused: false,
-        })?;
-        for name in names {
-            let fits = name.len() > self.prefix.len() + self.suffix.len()
-                && name.starts_with(self.prefix.as_bytes())
-                && name.ends_with(self.suffix.as_bytes());
+        let components = self.layout.components();
+        let files = self
+            .dir
+            .files(components.len())
+            .map_err(|error| WriteError {
+                file: shown_path(self.dir.path()),
+                key: None,
+                error,
+                refused: false,
+            })?;
+        for (path, _) in files {
+            let parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+            let fits = parts.len() == components.len()
+                && parts.iter().zip(&components).all(|(part, c)| c.fits(part));
             if !fits {
                 continue;
             }
-            let Ok(file) = self.dir.open_existing(&name) else {
+            let Ok(file) = self.dir.open_existing(&path) else {
                 continue; // not a regular file: refused when (if) it is opened
             };
-            check_header(&file, header).map_err(|message| self.refused(&name, message))?;
+            check_header(&file, header).map_err(|message| self.refused(&path, message))?;
         }
         Ok(())
     }
@@ -305,8 +312,7 @@ impl Outputs {
             let setup = Setup {
                 pager: self.pager.clone(),
                 dir: Arc::clone(&self.dir),
-                prefix: self.prefix.clone(),
-                suffix: self.suffix.clone(),
+                layout: self.layout.clone(),
                 existing: self.existing,
                 delimiter: self.delimiter,
                 header: self.header.clone(),

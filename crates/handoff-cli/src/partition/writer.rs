@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 use handoff::pager::{OpenOptions, Pager, VirtualFile};
 
 use super::display::shown_path;
-use super::names::Names;
+use super::layout::Layout;
 use super::outdir::{Existing, Outdir};
 use super::outputs::{check_header, whole_records, Header, WriteError};
 
@@ -79,8 +79,8 @@ pub struct Done {
 pub struct Setup {
     pub pager: Pager,
     pub dir: Arc<Outdir>,
-    pub prefix: String,
-    pub suffix: String,
+    /// Where each key's file goes (and the cut names given out so far).
+    pub layout: Layout,
     pub existing: Existing,
     pub delimiter: u8,
     pub header: Option<Arc<Header>>,
@@ -101,7 +101,6 @@ struct Output {
 
 struct Writer {
     setup: Setup,
-    names: Names,
     outputs: Vec<Output>,
     back: Sender<Back>,
     counts: Counts,
@@ -119,7 +118,6 @@ struct Counts {
 pub fn run(setup: Setup, tasks: Receiver<Task>, back: Sender<Back>) -> Done {
     let mut writer = Writer {
         setup,
-        names: Names::default(),
         outputs: Vec::new(),
         back,
         counts: Counts::default(),
@@ -215,8 +213,8 @@ impl Writer {
 
     /// A new key's file, created (or opened) now.
     fn create(&mut self, key: Box<[u8]>, file: Arc<OnceLock<VirtualFile>>) {
-        let name = match self.names.name(&key) {
-            Ok(name) => format!("{}{name}{}", self.setup.prefix, self.setup.suffix),
+        let name = match self.setup.layout.path(&key) {
+            Ok(name) => name,
             Err(message) => {
                 let error = WriteError {
                     file: shown_path(self.setup.dir.path()),
@@ -326,7 +324,9 @@ impl Output {
     /// header is checked (`--append`), noting what goes before the records.
     fn open(&mut self, setup: &Setup) -> Result<(), WriteError> {
         let name = &self.name;
-        if setup.existing == Existing::Refuse {
+        // (A name with `/` takes the road below: its directories are made and opened one by
+        // one, none followed.)
+        if setup.existing == Existing::Refuse && !name.contains('/') {
             // A new file, by a path through OUTDIR's descriptor, with O_EXCL: the cheapest
             // way that is as safe as openat + O_NOFOLLOW (see `Outdir::through_fd`).
             if let Some(path) = setup.dir.through_fd(name) {
