@@ -360,7 +360,9 @@ impl Outdir {
     /// file of this run's own, never through a symlink (dangling or not: `EEXIST`), so none
     /// of [`Outdir::open_output`]'s checks are needed. For a file that is written once and
     /// closed at once, outside the pager (see `writer`).
+    /// `name` is a plain name (no `/`: an `openat` would follow a link in a directory part).
     pub fn create_new(&self, name: &[u8]) -> io::Result<File> {
+        debug_assert!(!name.contains(&b'/'), "a plain name");
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
         open_at(self.fd.as_fd(), name, flags).map(File::from)
     }

@@ -307,7 +307,9 @@ fn write_half(
     });
     for handed in now.into_iter().chain(later) {
         let output = &mut outputs[handed.at as usize - base];
-        let result = if direct && output.file.get().is_none() {
+        // A name in a directory of OUTDIR (hive, `{}/x.csv`) takes the pager's road, whose
+        // open walks the directories without following a link; `create_new` does not.
+        let result = if direct && output.file.get().is_none() && !output.name.contains('/') {
             output.write_once(setup, handed, &mut counts)
         } else {
             output.write(setup, handed, &mut counts)
