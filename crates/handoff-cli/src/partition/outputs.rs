@@ -46,6 +46,13 @@ pub const FLOOR: usize = 8 << 20;
 /// The least share of the bookkeeping the buffers are given (see [`budget`]).
 const SHARE_MIN: usize = 256 << 10;
 
+/// A new key's buffer starts with room for the header and this many records of its first
+/// record's length (up to [`FIRST_CAPACITY`], or a 64th of the buffers' budget): most keys of
+/// a skewed input hold a few records, and a buffer grown from nothing by doubling costs a
+/// `realloc` (and a copy) at each step; a key of one record wastes little.
+const FIRST_RECORDS: usize = 4;
+const FIRST_CAPACITY: usize = 1024;
+
 /// New keys are sent to the writer this many at a time (or sooner, before any other task).
 const CREATE_BATCH: usize = 64;
 
@@ -288,7 +295,7 @@ impl Outputs {
     pub fn add(&mut self, key: &[u8], parts: [&[u8]; 3]) -> Result<(), WriteError> {
         let at = match self.index.get(key) {
             Some(&at) => at,
-            None => self.new_output(key)?,
+            None => self.new_output(key, parts.iter().map(|part| part.len()).sum())?,
         };
         let slot = &mut self.slots[at as usize];
         let before = slot.buf.capacity();
@@ -359,7 +366,7 @@ impl Outputs {
         }
     }
 
-    fn new_output(&mut self, key: &[u8]) -> Result<u32, WriteError> {
+    fn new_output(&mut self, key: &[u8], record_len: usize) -> Result<u32, WriteError> {
         let at = u32::try_from(self.slots.len()).map_err(|_| WriteError {
             file: shown_path(self.dir.path()),
             key: Some(key.to_vec()),
@@ -377,11 +384,13 @@ impl Outputs {
         // A new file starts with the header: in the buffer, so that it goes out in the same
         // write as the first records. (Appending, the header depends on the file: the writer
         // sees to it.)
-        let mut buf = Vec::new();
+        let header_len = self.header.as_ref().map_or(0, |header| header.raw.len());
+        let first = header_len + FIRST_RECORDS * record_len;
+        let mut buf = Vec::with_capacity(first.min(FIRST_CAPACITY).min(self.budget / 64));
         if let (Some(header), false) = (&self.header, self.existing == Existing::Append) {
             buf.extend_from_slice(&header.raw);
-            self.held += buf.capacity();
         }
+        self.held += buf.capacity();
         let header_in_buf = !buf.is_empty();
         self.slots.push(Slot {
             buf,
