@@ -10,6 +10,7 @@
 pub mod display;
 pub mod input;
 pub mod job;
+pub mod keyed;
 pub mod layout;
 pub mod names;
 pub mod outdir;

@@ -17,7 +17,6 @@
 //! buffers keep the floor, the run goes over `--memory`, and it says so once (see
 //! [`Outputs::take_warning`]).
 
-use std::collections::HashMap;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
@@ -28,6 +27,7 @@ use std::thread::JoinHandle;
 use handoff::pager::{Pager, Stats, VirtualFile};
 
 use super::display::{shown, shown_names, shown_path};
+use super::keyed::Keyed;
 use super::layout::Layout;
 use super::outdir::{Existing, Outdir};
 use super::records::Splitter;
@@ -167,8 +167,8 @@ pub struct Outputs {
     existing: Existing,
     delimiter: u8,
     header: Option<Arc<Header>>,
-    index: HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>,
-    slots: Vec<Slot>,
+    /// Each key's slot, by number (see [`Keyed`]).
+    slots: Keyed<Slot>,
     sizes: SizeClasses,
     /// New keys not yet sent to the writer (see [`CREATE_BATCH`]).
     new_keys: Vec<NewKey>,
@@ -203,8 +203,7 @@ impl Outputs {
             existing,
             delimiter,
             header: None,
-            index: HashMap::default(),
-            slots: Vec::new(),
+            slots: Keyed::default(),
             sizes: SizeClasses::default(),
             new_keys: Vec::new(),
             held: 0,
@@ -293,18 +292,18 @@ impl Outputs {
     /// Adds a record to its key's buffer: `parts` are its bytes (a BOM, the record, a
     /// terminator it lacked). Fails with the writer's first failure, once it has one.
     pub fn add(&mut self, key: &[u8], parts: [&[u8]; 3]) -> Result<(), WriteError> {
-        let at = match self.index.get(key) {
-            Some(&at) => at,
+        let at = match self.slots.find(key) {
+            Some(at) => at,
             None => self.new_output(key, parts.iter().map(|part| part.len()).sum())?,
         };
-        let slot = &mut self.slots[at as usize];
-        let before = slot.buf.capacity();
+        let slot = &mut self.slots[at];
+        let (before, len) = (slot.buf.capacity(), slot.buf.len());
         for part in parts {
             slot.buf.extend_from_slice(part);
         }
         slot.pending += 1;
         self.held += slot.buf.capacity() - before;
-        self.sizes.set(at, slot.buf.len());
+        self.sizes.grew(at, len, slot.buf.len());
         if self.held + self.in_flight > self.budget {
             self.make_room()?;
         }
@@ -392,13 +391,16 @@ impl Outputs {
         }
         self.held += buf.capacity();
         let header_in_buf = !buf.is_empty();
-        self.slots.push(Slot {
+        let slot = Slot {
             buf,
             pending: 0,
             header_in_buf,
             file,
-        });
-        self.index.insert(key.into(), at);
+        };
+        let len = slot.buf.len();
+        let pushed = self.slots.push(key, slot);
+        debug_assert_eq!(pushed, Some(at), "numbered as counted above");
+        self.sizes.set(at, len);
         self.bookkeeping += PER_KEY + 2 * key.len();
         self.budget = budget(self.memory, self.bookkeeping);
         if self.bookkeeping > self.memory && !self.warned {
@@ -463,12 +465,7 @@ impl Outputs {
                 .rev()
                 .take(16)
                 .copied()
-                .find(|&at| {
-                    slots[at as usize]
-                        .file
-                        .get()
-                        .is_some_and(VirtualFile::is_resident)
-                })
+                .find(|&at| slots[at].file.get().is_some_and(VirtualFile::is_resident))
                 .unwrap_or(last);
             self.hand_over(at)?;
         }
@@ -480,7 +477,7 @@ impl Outputs {
 
     /// Takes key `at`'s buffer out, for the writer.
     fn take(&mut self, at: u32) -> Handed {
-        let slot = &mut self.slots[at as usize];
+        let slot = &mut self.slots[at];
         let handed = Handed {
             at,
             buf: std::mem::take(&mut slot.buf),
@@ -507,7 +504,7 @@ impl Outputs {
     pub fn finish(mut self) -> Finished {
         let mut first: Option<WriteError> = None;
         let full: Vec<u32> = (0..self.slots.len() as u32)
-            .filter(|&at| !self.slots[at as usize].buf.is_empty())
+            .filter(|&at| !self.slots[at].buf.is_empty())
             .collect();
         let last: Vec<Handed> = full.into_iter().map(|at| self.take(at)).collect();
         if let Err(error) = self.send_new_keys() {
@@ -519,7 +516,7 @@ impl Outputs {
             }
         }
         // The writer closes the files: it must hold the last handle on each.
-        self.slots = Vec::new();
+        self.slots.clear();
         let mut done = Done {
             bytes_written: 0,
             records_written: 0,

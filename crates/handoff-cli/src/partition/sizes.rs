@@ -67,6 +67,18 @@ impl SizeClasses {
         self.top = self.top.max(class);
     }
 
+    /// Key `key`'s buffer grew from `from` bytes (its length when last [`set`]) to `to`: only
+    /// a change of class touches the per-key state (with many keys, a cache miss a record
+    /// saved).
+    ///
+    /// [`set`]: SizeClasses::set
+    #[inline]
+    pub fn grew(&mut self, key: u32, from: usize, to: usize) {
+        if class_of(from) != class_of(to) {
+            self.set(key, to);
+        }
+    }
+
     /// The keys whose buffers are the largest (within a factor of two of the largest of all),
     /// most recently grown into that class last; empty if every buffer is empty.
     pub fn largest(&mut self) -> &[u32] {
