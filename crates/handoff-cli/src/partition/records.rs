@@ -294,9 +294,12 @@ impl<R: Read> Splitter<R> {
             }
             self.find_quote();
             if !decode_all && self.pos < self.plain_until {
-                match memchr::memchr2(b'\n', b'\r', &self.buf[self.pos..self.plain_until]) {
-                    Some(at) => match self.terminator_len(self.pos + at) {
-                        Some(len) => return Ok(Some(self.plain_line(at, at + len))),
+                match self.plain_fields() {
+                    Some((at, fields, key)) => match self.terminator_len(self.pos + at) {
+                        Some(len) => {
+                            let ending = Ending::Terminated(at + len);
+                            return Ok(Some(self.finish_line(ending, fields, key, 1)));
+                        }
                         None => {
                             if !self.refill()? {
                                 return Ok(None); // stopped: `…\r` may go on with `\n`
@@ -336,8 +339,33 @@ impl<R: Read> Splitter<R> {
         };
     }
 
-    /// A plain line at `pos`: `body` bytes, then a terminator up to `len`.
-    fn plain_line(&mut self, body: usize, len: usize) -> Record<'_> {
+    /// The plain line at `pos`, found in one pass over it (it lies before `plain_until`: no
+    /// quote): where its terminator is (`\n` or `\r`), its field count and its key; `None`
+    /// if no terminator comes before `plain_until`.
+    fn plain_fields(&self) -> Option<(usize, usize, KeyAt)> {
+        let line = &self.buf[self.pos..self.plain_until];
+        let (mut fields, mut start, mut key) = (1, 0, KeyAt::Missing);
+        if matches!(self.delimiter, b'\n' | b'\r') {
+            // A line break for a delimiter: the two searches cannot be one.
+            let at = memchr::memchr2(b'\n', b'\r', line)?;
+            let (fields, key) = self.fields_of(at);
+            return Some((at, fields, key));
+        }
+        for at in memchr::memchr3_iter(self.delimiter, b'\n', b'\r', line) {
+            if fields - 1 == self.column {
+                key = KeyAt::Raw(self.pos + start, self.pos + at);
+            }
+            if line[at] != self.delimiter {
+                return Some((at, fields, key));
+            }
+            fields += 1;
+            start = at + 1;
+        }
+        None
+    }
+
+    /// The field count and key of the `body` bytes at `pos` (no quote, no line break).
+    fn fields_of(&self, body: usize) -> (usize, KeyAt) {
         let line = &self.buf[self.pos..self.pos + body];
         let mut fields = 1;
         let mut key = KeyAt::Missing;
@@ -352,12 +380,18 @@ impl<R: Read> Splitter<R> {
         if fields - 1 == self.column {
             key = KeyAt::Raw(self.pos + start, self.pos + body);
         }
-        let ending = if len > body {
-            Ending::Terminated(len)
+        (fields, key)
+    }
+
+    /// A plain line at `pos`: `body` bytes, then a terminator up to `len`.
+    fn plain_line(&mut self, body: usize, len: usize) -> Record<'_> {
+        let (fields, key) = self.fields_of(body);
+        let (ending, breaks) = if len > body {
+            (Ending::Terminated(len), 1)
         } else {
-            Ending::Unterminated
+            (Ending::Unterminated, 0)
         };
-        self.finish(ending, fields, key)
+        self.finish_line(ending, fields, key, breaks)
     }
 
     /// Parses one record at `pos` with csv-core: how it ends, its field count and key; or
@@ -445,7 +479,25 @@ impl<R: Read> Splitter<R> {
         Ok(Some((ending, nend_total, key)))
     }
 
+    /// The record at `pos`, ending as `ending` says: `pos` moves past it, the line count by
+    /// its line breaks (a quoted field may hold some).
     fn finish(&mut self, ending: Ending, fields: usize, key: KeyAt) -> Record<'_> {
+        let end = match ending {
+            Ending::Terminated(len) => self.pos + len,
+            Ending::Unterminated => self.end,
+        };
+        let breaks = line_breaks(&self.buf[self.pos..end]);
+        self.finish_line(ending, fields, key, breaks)
+    }
+
+    /// [`Splitter::finish`] for a record of `breaks` line breaks, known already.
+    fn finish_line(
+        &mut self,
+        ending: Ending,
+        fields: usize,
+        key: KeyAt,
+        breaks: u64,
+    ) -> Record<'_> {
         let start = self.pos;
         let (end, terminated) = match ending {
             Ending::Terminated(len) => (start + len, true),
@@ -456,7 +508,7 @@ impl<R: Read> Splitter<R> {
             let last = terminator_of(&self.buf[start..end]).expect("a terminated record");
             self.last_terminator = last;
         }
-        self.line += line_breaks(&self.buf[start..end]);
+        self.line += breaks;
         self.pos = end;
         let key = match key {
             KeyAt::Raw(start, end) => Some(&self.buf[start..end]),
