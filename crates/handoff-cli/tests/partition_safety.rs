@@ -643,3 +643,74 @@ fn a_full_disk_leaves_whole_records_and_a_summary() {
         );
     }
 }
+
+/// Past the pager's budget a new key's file is created at once, empty, and closed (its
+/// creation overlaps the parsing); its records are written at the end. A file swapped for
+/// something else in between — a symlink to a file outside OUTDIR, a FIFO with no reader,
+/// another regular file — is an error naming it, never followed, never a hang, and the
+/// outside file is untouched.
+#[test]
+fn an_output_swapped_after_its_early_creation_is_an_error_and_nothing_is_followed() {
+    for swap in ["symlink", "fifo", "other file"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let outside = dir.path().join("outside.csv");
+        fs::write(&outside, b"precious\n").unwrap();
+        let mut child = handoff()
+            .args(["partition", "--max-open", "4", "key"])
+            .arg(&out)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // 200 keys: new keys reach the writer 64 at a time, so k100 is created by now.
+        let mut first = b"key,n\n".to_vec();
+        for i in 0..200 {
+            first.extend_from_slice(format!("k{i},{i}\n").as_bytes());
+        }
+        stdin.write_all(&first).unwrap();
+        stdin.flush().unwrap();
+        let victim = out.join("k100.csv");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while fs::symlink_metadata(&victim).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "k100.csv was never created"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(fs::read(&victim).unwrap(), b"", "created early, empty");
+        let staged = out.join("staged");
+        match swap {
+            "symlink" => symlink(&outside, &staged).unwrap(),
+            "fifo" => {
+                let path = std::ffi::CString::new(staged.as_os_str().as_encoded_bytes()).unwrap();
+                // SAFETY: a valid NUL-terminated path.
+                assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+            }
+            _ => fs::write(&staged, b"").unwrap(),
+        }
+        fs::rename(&staged, &victim).unwrap();
+        stdin.write_all(b"k100,last\n").unwrap();
+        drop(stdin);
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait_with_output());
+        });
+        let output = wait
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{swap}: the run hung"))
+            .unwrap();
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{swap}: {message}");
+        assert!(message.contains("k100.csv"), "{swap}: {message}");
+        assert_eq!(fs::read(&outside).unwrap(), b"precious\n", "{swap}");
+        match swap {
+            "symlink" => assert!(fs::symlink_metadata(&victim).unwrap().is_symlink()),
+            "other file" => assert_eq!(fs::read(&victim).unwrap(), b"", "nothing written to it"),
+            _ => {}
+        }
+    }
+}

@@ -367,6 +367,40 @@ impl Outdir {
         open_at(self.fd.as_fd(), name, flags).map(File::from)
     }
 
+    /// Opens for writing the output file `name` that this run created (`create_new`) and
+    /// closed: never through a symlink (`O_NOFOLLOW`), never blocking on a FIFO put in its
+    /// place (`O_NONBLOCK`, cleared once checked), and only if it is still the file created
+    /// (`identity`: device and inode, by `fstat` on the open descriptor); else an error
+    /// (`ErrorKind::Other`) and nothing written. `make_room` is called on EMFILE/ENFILE, and
+    /// the open retried while it frees one.
+    pub fn reopen_created(
+        &self,
+        name: &[u8],
+        identity: Identity,
+        mut make_room: impl FnMut() -> bool,
+    ) -> io::Result<OwnedFd> {
+        let flags = libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let fd = loop {
+            match open_at(self.fd.as_fd(), name, flags) {
+                Err(error) if is_out_of_descriptors(&error) && make_room() => continue,
+                Err(error) => return Err(error),
+                Ok(fd) => break fd,
+            }
+        };
+        let metadata = with_file(fd.as_fd(), |file| file.metadata())?;
+        if !metadata.is_file() || (metadata.dev(), metadata.ino()) != identity {
+            return Err(io::Error::other(
+                "it was replaced by another file while this run was writing it (nothing was \
+                 written to the other file)",
+            ));
+        }
+        // SAFETY: F_SETFL on a descriptor we own changes only its status flags.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, 0) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(fd)
+    }
+
     /// Opens (creating it as `existing` says) the output file `name` in OUTDIR: never through
     /// a symlink, only a regular file with one link, truncated (`Replace`) only once checked.
     /// `name` may be a path of several components (`/` between them): the directories are

@@ -19,7 +19,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::IntoRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 
@@ -27,7 +27,7 @@ use handoff::pager::{OpenOptions, Pager, VirtualFile};
 
 use super::display::shown_path;
 use super::layout::Layout;
-use super::outdir::{Existing, Outdir};
+use super::outdir::{Existing, Identity, Outdir};
 use super::outputs::{check_header, whole_records, Header, WriteError};
 
 /// A new key, whose file the writer creates (or opens, as `--force`/`--append` say).
@@ -97,6 +97,9 @@ struct Output {
     before: Vec<u8>,
     /// An open or a write failed: the file takes no more.
     failed: bool,
+    /// Created empty when its key was first seen, past the pager's budget, and closed at once
+    /// (see [`Writer::create`]): its device and inode, checked at every later open.
+    early: Option<Identity>,
 }
 
 struct Writer {
@@ -104,9 +107,12 @@ struct Writer {
     outputs: Vec<Output>,
     back: Sender<Back>,
     counts: Counts,
+    /// Descriptors taken from the pager's budget for the writer's own plain files (a file
+    /// created early, the last writes), so that --max-open holds for both together.
+    reserved: usize,
 }
 
-/// Bytes and records written, whole, and files written once outside the pager.
+/// Bytes and records written, whole, and files created outside the pager.
 #[derive(Default)]
 struct Counts {
     bytes: u64,
@@ -121,6 +127,7 @@ pub fn run(setup: Setup, tasks: Receiver<Task>, back: Sender<Back>) -> Done {
         outputs: Vec::new(),
         back,
         counts: Counts::default(),
+        reserved: 0,
     };
     for task in tasks {
         match task {
@@ -172,13 +179,8 @@ impl Writer {
         // create, write and close: each thread then holds one descriptor beside the pager's,
         // which gives them up first (so that --max-open holds), unless that would leave it
         // too few.
-        let pager = &self.setup.pager;
-        let budget = pager.budget();
         let threads = if theirs.is_empty() { 1 } else { 2 };
-        let direct = self.setup.existing == Existing::Refuse && budget >= 4 * threads;
-        if direct {
-            pager.set_budget(budget - threads);
-        }
+        let direct = self.setup.existing == Existing::Refuse && self.reserve(threads);
         let (low, high) = self.outputs.split_at_mut(split);
         let (setup, back) = (&self.setup, &self.back);
         // Locked once, by whichever thread writes that half.
@@ -206,9 +208,7 @@ impl Writer {
             counts
         });
         self.counts.add(&counts);
-        if direct {
-            pager.set_budget(budget);
-        }
+        self.give_back();
     }
 
     /// A new key's file, created (or opened) now.
@@ -229,12 +229,16 @@ impl Writer {
                     len: 0,
                     before: Vec::new(),
                     failed: true,
+                    early: None,
                 });
                 self.failed(error);
                 return;
             }
         };
         let at = self.outputs.len();
+        let early = self.setup.existing == Existing::Refuse
+            && !name.contains('/')
+            && self.setup.dir.through_fd(&name).is_some();
         self.outputs.push(Output {
             key,
             name,
@@ -242,17 +246,51 @@ impl Writer {
             len: 0,
             before: Vec::new(),
             failed: false,
+            early: None,
         });
-        // Created now only while the descriptors allow it; past that, a file created now
-        // would be paged out before its first write and reopened for it, which costs more
-        // than creating it then.
+        // While the descriptors allow it, the file is created in the pager and stays open.
+        // Past that, a new file is created now all the same, outside the pager, and closed at
+        // once: the kernel's work of creating it then overlaps the parsing, and what is left
+        // for its first write is an open of an existing file (see `Output::create_early`).
         let pager = &self.setup.pager;
-        if pager.resident() < pager.budget() {
-            let output = &mut self.outputs[at];
-            if let Err(error) = output.open(&self.setup) {
-                output.failed = true;
-                self.failed(error);
-            }
+        let result = if pager.resident() < pager.budget() {
+            self.outputs[at].open(&self.setup)
+        } else if early && self.reserve(1) {
+            let created = self.outputs[at].create_early(&self.setup);
+            self.counts.files += usize::from(created.is_ok());
+            created
+        } else {
+            Ok(())
+        };
+        if let Err(error) = result {
+            self.outputs[at].failed = true;
+            self.failed(error);
+        }
+    }
+
+    /// Takes descriptors from the pager's budget until `n` are the writer's own; `false` if
+    /// that would leave the pager fewer than 3.
+    fn reserve(&mut self, n: usize) -> bool {
+        if self.reserved >= n {
+            return true;
+        }
+        let pager = &self.setup.pager;
+        let more = n - self.reserved;
+        let budget = pager.budget();
+        if budget < more + 3 {
+            return false;
+        }
+        pager.set_budget(budget - more);
+        self.reserved = n;
+        true
+    }
+
+    /// Gives the pager its budget back.
+    fn give_back(&mut self) {
+        if self.reserved > 0 {
+            let pager = &self.setup.pager;
+            pager.set_budget(pager.budget() + self.reserved);
+            self.reserved = 0;
         }
     }
 
@@ -265,7 +303,8 @@ impl Writer {
             let Some(file) = Arc::into_inner(shared).and_then(OnceLock::into_inner) else {
                 continue;
             };
-            files += 1;
+            // (A file created early was counted then.)
+            files += usize::from(self.outputs[at].early.is_none());
             if let Err(error) = file.close() {
                 let error = self.error_at(at, error);
                 self.failed(error);
@@ -328,7 +367,7 @@ impl Output {
         let name = &self.name;
         // (A name with `/` takes the road below: its directories are made and opened one by
         // one, none followed.)
-        if setup.existing == Existing::Refuse && !name.contains('/') {
+        if setup.existing == Existing::Refuse && !name.contains('/') && self.early.is_none() {
             // A new file, by a path through OUTDIR's descriptor, with O_EXCL: the cheapest
             // way that is as safe as openat + O_NOFOLLOW (see `Outdir::through_fd`).
             if let Some(path) = setup.dir.through_fd(name) {
@@ -348,10 +387,15 @@ impl Output {
         if pager.resident() >= pager.budget() {
             pager.release_one();
         }
-        let mut fd = setup
-            .dir
-            .open_output(name.as_bytes(), setup.existing, || pager.release_one())
-            .map_err(|error| self.error(&setup.dir, error))?;
+        let mut fd = match self.early {
+            Some(identity) => setup
+                .dir
+                .reopen_created(name.as_bytes(), identity, || pager.release_one()),
+            None => setup
+                .dir
+                .open_output(name.as_bytes(), setup.existing, || pager.release_one()),
+        }
+        .map_err(|error| self.error(&setup.dir, error))?;
         let mut before = Vec::new();
         let mut len = 0;
         if setup.existing == Existing::Append {
@@ -443,9 +487,37 @@ impl Output {
         self.write_to(file, setup, handed, counts)
     }
 
-    /// The last and only write of a new file that was never opened: created (`O_EXCL`, never
-    /// through a symlink), written and closed at once, outside the pager, as the file-creation
-    /// floor does it: three system calls, where the pager's open would add a path walk through
+    /// Creates the key's file, empty, outside the pager, and closes it: the kernel's work of
+    /// creating it is done now, while the main thread parses, instead of at its first write.
+    /// Its identity is kept, and checked when it is opened again.
+    fn create_early(&mut self, setup: &Setup) -> Result<(), WriteError> {
+        let file = self
+            .create_plain(setup)
+            .map_err(|error| self.error(&setup.dir, error))?;
+        let metadata = file
+            .metadata()
+            .map_err(|error| self.error(&setup.dir, error))?;
+        self.early = Some((metadata.dev(), metadata.ino()));
+        close(file).map_err(|error| self.error(&setup.dir, error))
+    }
+
+    /// The key's file, new (`Outdir::create_new`), outside the pager.
+    fn create_plain(&self, setup: &Setup) -> io::Result<File> {
+        loop {
+            match setup.dir.create_new(self.name.as_bytes()) {
+                Ok(file) => return Ok(file),
+                // Descriptors are short (another process, or --max-open above the limit):
+                // the pager gives one up, as it would for its own open.
+                Err(error) if is_out_of_descriptors(&error) && setup.pager.release_one() => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// The last and only write of a new file that the pager never held: created now (`O_EXCL`,
+    /// never through a symlink) or reopened if it was created early (its identity checked),
+    /// written and closed at once, outside the pager, as the file-creation floor does it:
+    /// three or four system calls, where the pager's open would add a path walk through
     /// `/proc/self/fd`, a `statx` for the identity it keeps, and an `fstat` at the eviction.
     fn write_once(
         &mut self,
@@ -456,19 +528,23 @@ impl Output {
         if self.failed {
             return Ok(());
         }
-        let file = loop {
-            match setup.dir.create_new(self.name.as_bytes()) {
-                Ok(file) => break file,
-                // Descriptors are short (another process, or --max-open above the limit):
-                // the pager gives one up, as it would for its own open.
-                Err(error) if is_out_of_descriptors(&error) && setup.pager.release_one() => {}
-                Err(error) => {
-                    self.failed = true;
-                    return Err(self.error(&setup.dir, error));
-                }
+        let opened = match self.early {
+            Some(identity) => setup
+                .dir
+                .reopen_created(self.name.as_bytes(), identity, || setup.pager.release_one())
+                .map(File::from),
+            None => self.create_plain(setup),
+        };
+        let file = match opened {
+            Ok(file) => file,
+            Err(error) => {
+                self.failed = true;
+                return Err(self.error(&setup.dir, error));
             }
         };
-        counts.files += 1;
+        if self.early.is_none() {
+            counts.files += 1;
+        }
         let written = self.write_to(&file, setup, handed, counts);
         let closed = close(file);
         written?;
