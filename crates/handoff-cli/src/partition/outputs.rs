@@ -172,6 +172,8 @@ pub struct Outputs {
     sizes: SizeClasses,
     /// New keys not yet sent to the writer (see [`CREATE_BATCH`]).
     new_keys: Vec<NewKey>,
+    /// The buffers have reached the bound at least once (see [`NewKey::early`]).
+    pressed: bool,
     /// Capacity of the buffers held here.
     held: usize,
     /// Capacity of the buffers handed to the writer and not yet written.
@@ -206,6 +208,7 @@ impl Outputs {
             slots: Keyed::default(),
             sizes: SizeClasses::default(),
             new_keys: Vec::new(),
+            pressed: false,
             held: 0,
             in_flight: 0,
             bookkeeping: 0,
@@ -376,6 +379,10 @@ impl Outputs {
         self.new_keys.push(NewKey {
             key: key.into(),
             file: Arc::clone(&file),
+            // Once the bound has been reached, a new key's buffer is likely to be written
+            // mid-run: its file is then best created by the pager at that first write (a
+            // file created early would need a slower open by the pager then).
+            early: !self.pressed,
         });
         if self.new_keys.len() >= CREATE_BATCH {
             self.send_new_keys()?;
@@ -453,6 +460,7 @@ impl Outputs {
         if self.held + self.in_flight <= self.budget {
             return Ok(());
         }
+        self.pressed = true;
         while self.held > self.budget / 2 {
             let largest = self.sizes.largest();
             let Some(&last) = largest.last() else {

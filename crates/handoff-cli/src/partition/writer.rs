@@ -36,6 +36,10 @@ pub struct NewKey {
     /// Where the open file goes, shared so that the main thread can see whether it is
     /// resident (see `Outputs::make_room`).
     pub file: Arc<OnceLock<VirtualFile>>,
+    /// Past the pager's budget, create the file at once all the same (see
+    /// [`Writer::create`]): the main thread says so while the buffers have not yet reached
+    /// `--memory`, that is while a new key's records are likely to be written only at the end.
+    pub early: bool,
 }
 
 /// What the main thread asks of the writer.
@@ -132,8 +136,8 @@ pub fn run(setup: Setup, tasks: Receiver<Task>, back: Sender<Back>) -> Done {
     for task in tasks {
         match task {
             Task::Create(keys) => {
-                for NewKey { key, file } in keys {
-                    writer.create(key, file);
+                for NewKey { key, file, early } in keys {
+                    writer.create(key, file, early);
                 }
             }
             Task::Write(handed) => {
@@ -212,7 +216,7 @@ impl Writer {
     }
 
     /// A new key's file, created (or opened) now.
-    fn create(&mut self, key: Box<[u8]>, file: Arc<OnceLock<VirtualFile>>) {
+    fn create(&mut self, key: Box<[u8]>, file: Arc<OnceLock<VirtualFile>>, early: bool) {
         let name = match self.setup.layout.path(&key) {
             Ok(name) => name,
             Err(message) => {
@@ -236,7 +240,8 @@ impl Writer {
             }
         };
         let at = self.outputs.len();
-        let early = self.setup.existing == Existing::Refuse
+        let early = early
+            && self.setup.existing == Existing::Refuse
             && !name.contains('/')
             && self.setup.dir.through_fd(&name).is_some();
         self.outputs.push(Output {
