@@ -40,6 +40,7 @@ def main():
     tools = sorted({r["tool"] for r in rows}, key=lambda t: ORDER.index(t) if t in ORDER else 99)
 
     fig, ax = plt.subplots(figsize=(11, 5.6))
+    placed = []  # (keys, wall) of the labels so far, to stack the ones that would overlap
     for index, tool in enumerate(tools):
         runs = sorted((r for r in rows if r["tool"] == tool), key=lambda r: int(r["keys"]))
         color = f"C{index}"
@@ -65,8 +66,10 @@ def main():
                 text = "failed"
             ax.plot([keys], [wall], marker="x", markersize=11, markeredgewidth=2.5,
                     color=color, linestyle="none")
+            near = sum(1 for k, w in placed if k == keys and 0.6 < w / wall < 1.6)
+            placed.append((keys, wall))
             ax.annotate(f"{tool}: {text}", (keys, wall), textcoords="offset points",
-                        xytext=(7, -3 - 9 * (index % 3)), fontsize=7.5, color=color)
+                        xytext=(7, -4 - 10 * near), fontsize=7.5, color=color)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("keys (output files); Zipf(1.1) over this many keys")
@@ -76,6 +79,7 @@ def main():
     ax.grid(True, which="major", linewidth=0.4, alpha=0.5)
     key_counts = sorted({int(r["keys"]) for r in rows})
     ax.set_xticks(key_counts, [f"{k:,}" for k in key_counts])
+    ax.set_xlim(key_counts[0] / 1.6, key_counts[-1] * 4)  # room for the labels at the right
     ax.minorticks_off()
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.text(0.01, 0.005, "X: timed out (at the timeout) or failed (at the time it took). "
