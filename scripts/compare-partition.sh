@@ -87,10 +87,11 @@ run() {
     mapfile -t cmd < <(command_of "$tool" "$input" "$out")
     WALL=; RSS=; STATUS=ok; ROUNDS_DONE=0
     for ((round = 1; round <= rounds; round++)); do
-        rm -rf "$out" && mkdir -p "$out"
-        /usr/bin/time -f '%e %M' -o "$dir/time" \
+        rm -rf "$out" "$dir/cwd" && mkdir -p "$out" "$dir/cwd"
+        # In a scratch directory on the same tmpfs: DuckDB spills to ./.tmp.
+        (cd "$dir/cwd" && /usr/bin/time -f '%e %M' -o "$dir/time" \
             timeout -k 5 "$TIMEOUT" bash -c 'ulimit -n "$0" && exec "$@"' "$LIMIT" "${cmd[@]}" \
-            > /dev/null 2> "$dir/stderr-$tool"
+            > /dev/null 2> "$dir/stderr-$tool")
         rc=$?
         line=$(tail -1 "$dir/time")
         ROUNDS_DONE=$round
