@@ -1,71 +1,154 @@
 #!/usr/bin/env bash
-# Reproduces the README's partition table: handoff partition against itself with a budget
-# above the key count, xsv partition, an LRU-of-files Python script, and `cat` (the floor), on
-# one generated input. Run from the repository root, as root (to raise the hard descriptor
-# limit for the unlimited runs). xsv: `cargo install xsv --root /tmp/xsv-install`.
+# `handoff partition` side by side with its peers, on the same generated input and the same
+# descriptor limit, every output checked, for several key counts: the README's peers table and
+# docs/partition-peers.svg (rendered from the results by scripts/partition-chart.py).
 #
-#   bash scripts/compare-partition.sh [WORKDIR] [LINES] [KEYS]
-set -euo pipefail
-W=${1:-/tmp/handoff-compare}
+#   bash scripts/compare-partition.sh [WORKDIR] [LINES] [KEYS...]
+#   bash scripts/compare-partition.sh /dev/shm/handoff-peers 2000000 100 1000 10000 100000
+#
+# Run from the repository root. WORKDIR should be on tmpfs (on ext4 here, file creation and
+# writeback swing every tool 5x from run to run). Environment:
+#   TIMEOUT=120   seconds per run; a run past it is killed and recorded as a timeout
+#   NOFILE=256    the descriptor limit (`ulimit -n`, soft and hard) every tool runs under, but
+#                 xsv, which keeps every file open at once: it gets the hard limit (recorded)
+#   ROUNDS=3      runs of handoff (every variant) and xsv (best wall time kept); the others
+#                 run once
+#   TOOLS="handoff xsv python-lru gawk-lru miller duckdb polars arrow" (the default); also
+#                 handoff-32M (`--memory 32M`) and handoff-above-keys (`--max-open KEYS+32`
+#                 under the hard limit), which with handoff, xsv and python-lru give the
+#                 earlier handoff-only table of the README's Performance section
+#   RESULTS=docs/partition-peers.tsv   written when the run ends (and $WORKDIR/results.tsv
+#                 as it goes)
+#   XSV=/tmp/xsv-install/bin/xsv  (`cargo install xsv --root /tmp/xsv-install`)
+# Peers: Debian gawk and miller; Python duckdb, polars, pyarrow (matplotlib for the chart).
+#
+# Each run starts on an empty output directory. Recorded per tool and key count: wall time
+# (GNU time's %e: of the best round for handoff and xsv), peak RSS (%M, of that round), the
+# number of files written (DuckDB and Arrow split a key over several files once they have to
+# close one), the status (ok, timeout, failed with the last line of its stderr, or WRONG with
+# the checker's reason), and whether each key's records kept their input order. Outputs are
+# checked by scripts/check_partition.py (Python's csv module, parsed records per key compared
+# as multisets, since DuckDB, Polars and Arrow do not promise order).
+set -uo pipefail
+W=${1:-/dev/shm/handoff-peers}
 LINES=${2:-2000000}
-KEYS=${3:-50000}
+shift 2 2>/dev/null || shift $#
+KEYS=("$@")
+[ ${#KEYS[@]} -gt 0 ] || KEYS=(100 1000 10000 100000)
+TIMEOUT=${TIMEOUT:-120}
+NOFILE=${NOFILE:-256}
+ROUNDS=${ROUNDS:-3}
+TOOLS=${TOOLS:-handoff xsv python-lru gawk-lru miller duckdb polars arrow}
+RESULTS=${RESULTS:-docs/partition-peers.tsv}
 XSV=${XSV:-/tmp/xsv-install/bin/xsv}
-H=$PWD/target/release/handoff
-cargo build -q --release -p handoff-cli
-mkdir -p "$W"
-"$H" bench partition --lines "$LINES" --keys "$KEYS" --seed 1 --generate-only --dir "$W"
-INPUT=$W/input.csv
-cat "$INPUT" > /dev/null # into the page cache
-
-# run NAME COMMAND...: the best of 3 wall-clock times and the peak RSS of that run, each run
-# into a fresh directory (file creation cost depends on the file system's state).
-run() {
-    local name=$1; shift
-    local best=999999 rss=0
-    for round in 1 2 3; do
-        rm -rf "$W/out" && mkdir -p "$W/out"
-        local t0 t1
-        t0=$(date +%s.%N)
-        /usr/bin/time -f "%M" -o "$W/rss" "$@" > /dev/null 2> "$W/stderr" || { cat "$W/stderr"; return 1; }
-        t1=$(date +%s.%N)
-        local t; t=$(echo "$t1 - $t0" | bc)
-        if (( $(echo "$t < $best" | bc) )); then best=$t; rss=$(cat "$W/rss"); fi
-    done
-    printf "%-44s %8.2f s   peak RSS %7.1f MiB\n" "$name" "$best" "$(echo "$rss / 1024" | bc -l)"
-    echo "$name $best" >> "$W/times"
-    # Keep one output per tool, to compare the files.
-    rm -rf "$W/out-$name" && mv "$W/out" "$W/out-$name"
-}
-: > "$W/times"
-echo "input: $(wc -l < "$INPUT") lines, $(du -m "$INPUT" | cut -f1) MB, $KEYS keys (Zipf 1.1); descriptor limit $(ulimit -Sn)/$(ulimit -Hn)"
+REPO=$PWD
+H=$REPO/target/release/handoff
 HARD=$(ulimit -Hn)
-run cat                    cat "$INPUT"
-run handoff-max-open-256   "$H" partition -q --max-open 256 key "$W/out" "$INPUT"
-run handoff-256-memory-32M "$H" partition -q --max-open 256 --memory 32M key "$W/out" "$INPUT"
-if [ "$HARD" -gt $((KEYS + 64)) ]; then
-    # Both need a descriptor per key: only when the hard limit allows (raising it needs
-    # CAP_SYS_RESOURCE, which this machine's root lacks).
-    run handoff-above-keys "$H" partition -q --max-open $((KEYS + 32)) key "$W/out" "$INPUT"
-    if [ -x "$XSV" ]; then
-        run xsv-unlimited bash -c "ulimit -n $HARD && exec \"$XSV\" partition key \"$W/out\" \"$INPUT\""
-    fi
-else
-    echo "(handoff above the key count and xsv need $KEYS descriptors; the hard limit is $HARD: skipped)"
-fi
-run python-lru-200         python3 scripts/lru_partition.py "$W/out" "$INPUT" 200
 
-# Same files, byte for byte, whichever way they were made.
-for other in handoff-256-memory-32M handoff-above-keys xsv-unlimited python-lru-200; do
-    if [ -d "$W/out-$other" ]; then
-        if diff -r "$W/out-handoff-max-open-256" "$W/out-$other" > /dev/null; then
-            echo "outputs: handoff-max-open-256 == $other"
-        else
-            echo "outputs: handoff-max-open-256 != $other"
+cargo build -q --release -p handoff-cli || exit 1
+mkdir -p "$W"
+TSV=$W/results.tsv
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+{
+    echo "# $(date -u +%FT%TZ), $(nproc) cores, $(uname -sr), WORKDIR $W ($(stat -f -c %T "$W")), $LINES lines, timeout ${TIMEOUT}s, ulimit -n $NOFILE (xsv: $HARD, the hard limit)"
+    echo "# versions: $("$H" --version 2>/dev/null | head -1); xsv $("$XSV" --version 2>/dev/null || echo missing); $(gawk --version | head -1 | cut -d, -f1); $(mlr --version); python3 $(python3 -c 'import platform; print(platform.python_version())'), $(python3 -c 'import duckdb, polars, pyarrow; print(f"duckdb {duckdb.__version__}, polars {polars.__version__}, pyarrow {pyarrow.__version__}")' 2>&1)"
+    echo "# load average before: $(load)"
+    printf 'lines\tkeys\tdistinct_keys\ttool\tnofile\trounds\twall_s\trss_mib\tfiles\tstatus\torder\n'
+} > "$TSV"
+head -3 "$TSV"
+
+# command TOOL INPUT OUTDIR: the tool's command line, one word per line.
+command_of() {
+    local input=$2 out=$3
+    case $1 in
+        handoff)    printf '%s\n' "$H" partition -q key "$out" "$input" ;;
+        handoff-32M) printf '%s\n' "$H" partition -q --memory 32M key "$out" "$input" ;;
+        handoff-above-keys) printf '%s\n' "$H" partition -q --max-open $((KEYS_NOW + 32)) key "$out" "$input" ;;
+        xsv)        printf '%s\n' "$XSV" partition key "$out" "$input" ;;
+        python-lru) printf '%s\n' python3 "$REPO/scripts/lru_partition.py" "$out" "$input" 200 ;;
+        gawk-lru)   printf '%s\n' gawk -F, -v "OUTDIR=$out" -v KEY=key -v MAX_OPEN=200 \
+                        -f "$REPO/scripts/peers/lru_partition.awk" "$input" ;;
+        miller)     printf '%s\n' mlr --csv --from "$input" split -g key --prefix "$out/split" ;;
+        duckdb)     printf '%s\n' python3 "$REPO/scripts/peers/duckdb_partition.py" "$input" "$out" key ;;
+        polars)     printf '%s\n' python3 "$REPO/scripts/peers/polars_partition.py" "$input" "$out" key ;;
+        arrow)      printf '%s\n' python3 "$REPO/scripts/peers/arrow_partition.py" "$input" "$out" key 200 ;;
+    esac
+}
+
+# run TOOL KEYS INPUT DIR: ROUNDS (or 1) runs into DIR/out-TOOL, each under `ulimit -n` and the
+# timeout; sets WALL RSS STATUS ROUNDS_DONE LIMIT.
+run() {
+    local tool=$1 keys=$2 input=$3 dir=$4 rounds=1 round rc line
+    local out=$dir/out-$tool
+    LIMIT=$NOFILE
+    case $tool in xsv | handoff-above-keys) LIMIT=$HARD ;; esac
+    case $tool in handoff* | xsv) rounds=$ROUNDS ;; esac
+    local -a cmd
+    mapfile -t cmd < <(command_of "$tool" "$input" "$out")
+    WALL=; RSS=; STATUS=ok; ROUNDS_DONE=0
+    for ((round = 1; round <= rounds; round++)); do
+        rm -rf "$out" "$dir/cwd" && mkdir -p "$out" "$dir/cwd"
+        # In a scratch directory on the same tmpfs: DuckDB spills to ./.tmp.
+        (cd "$dir/cwd" && /usr/bin/time -f '%e %M' -o "$dir/time" \
+            timeout -k 5 "$TIMEOUT" bash -c 'ulimit -n "$0" && exec "$@"' "$LIMIT" "${cmd[@]}" \
+            > /dev/null 2> "$dir/stderr-$tool")
+        rc=$?
+        line=$(tail -1 "$dir/time")
+        ROUNDS_DONE=$round
+        if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+            STATUS="timeout after ${TIMEOUT}s"; WALL=$TIMEOUT; RSS=$(( ${line#* } / 1024 )); break
+        elif [ $rc -ne 0 ]; then
+            # The last line of stderr, tabs out, cut (the TSV and the README table take it).
+            STATUS="failed (exit $rc): $(grep -v '^\s*$' "$dir/stderr-$tool" | tail -1 | tr '\t|' '  ' | cut -c1-110)"
+            WALL=${line% *}; RSS=$(( ${line#* } / 1024 )); break
         fi
+        if [ -z "$WALL" ] || (( $(echo "${line% *} < $WALL" | bc) )); then
+            WALL=${line% *}; RSS=$(( ${line#* } / 1024 ))
+        fi
+    done
+}
+
+for keys in "${KEYS[@]}"; do
+    dir=$W/k$keys
+    KEYS_NOW=$keys
+    input=$dir/input.csv
+    [ -f "$input" ] || "$H" bench partition --generate-only --lines "$LINES" --keys "$keys" \
+        --seed 1 --dir "$dir" 2>&1 | sed 's/^/  /'
+    cat "$input" > /dev/null
+    echo "== $keys keys ($(du -m "$input" | cut -f1) MB), load average $(load)"
+    declare -A wall=() rss=() status=() rounds=() limit=() files=() order=()
+    checks=()
+    for tool in $TOOLS; do
+        run "$tool" "$keys" "$input" "$dir"
+        wall[$tool]=$WALL; rss[$tool]=$RSS; status[$tool]=$STATUS
+        rounds[$tool]=$ROUNDS_DONE; limit[$tool]=$LIMIT
+        files[$tool]=$(find "$dir/out-$tool" -type f | wc -l)
+        order[$tool]=-
+        [ "$STATUS" = ok ] && checks+=("$tool=$dir/out-$tool")
+        printf '  %-11s %8s s %7s MiB %7s files  %s\n' "$tool" "$WALL" "$RSS" "${files[$tool]}" "$STATUS"
+    done
+    # The checker: the input's distinct keys, then a verdict per tool that ran to the end.
+    distinct=$(python3 -c 'import sys
+seen = set()
+with open(sys.argv[1], "rb") as f:
+    next(f)
+    for line in f: seen.add(line.split(b",", 1)[0])
+print(len(seen))' "$input")
+    if [ ${#checks[@]} -gt 0 ]; then
+        while IFS=$'\t' read -r tool verdict _files ordered; do
+            order[$tool]=$ordered
+            [ "$verdict" = ok ] || status[$tool]=$verdict
+            echo "  check $tool: $verdict (per-key order kept: $ordered)"
+        done < <(python3 "$REPO/scripts/check_partition.py" "$input" key "${checks[@]}")
     fi
+    for tool in $TOOLS; do
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$LINES" "$keys" "$distinct" "$tool" \
+            "${limit[$tool]}" "${rounds[$tool]}" "${wall[$tool]}" "${rss[$tool]}" "${files[$tool]}" \
+            "${status[$tool]}" "${order[$tool]}" >> "$TSV"
+        rm -rf "$dir/out-$tool"
+    done
+    unset wall rss status rounds limit files order
 done
-awk '{t[$1]=$2} END {
-  printf "ratios: python / handoff-256 = %.1f; handoff-256 / cat = %.0f", t["python-lru-200"]/t["handoff-max-open-256"], t["handoff-max-open-256"]/t["cat"]
-  if ("handoff-above-keys" in t) printf "; handoff-256 / handoff-above-keys = %.2f", t["handoff-max-open-256"]/t["handoff-above-keys"]
-  if ("xsv-unlimited" in t) printf "; handoff-256 / xsv = %.2f", t["handoff-max-open-256"]/t["xsv-unlimited"]
-  printf "\n" }' "$W/times"
+echo "# load average after: $(load)" >> "$TSV"
+tail -1 "$TSV"
+mkdir -p "$(dirname "$RESULTS")" && cp "$TSV" "$RESULTS" && echo "results: $RESULTS"
