@@ -250,8 +250,15 @@ pub fn split(inputs: &[Vec<u8>], options: &Options) -> Expected {
             }
         }
         for record in records {
-            let width = *width.get_or_insert(record.fields.len());
             let k = key_index.unwrap();
+            if width.is_none() && k >= record.fields.len() {
+                // Without headers the first record sets the field count: one too short for
+                // the key column means the column is missing (spec 12: exit 2), not one
+                // malformed record (spec 8).
+                expected.failure = Some(Failure::NoColumn);
+                return expected;
+            }
+            let width = *width.get_or_insert(record.fields.len());
             if record.fields.len() != width || k >= record.fields.len() {
                 if options.skip_malformed {
                     expected.skipped += 1;
