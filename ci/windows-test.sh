@@ -15,7 +15,7 @@ SECONDS=0
 
 # 1. Packages: Debian's rustc-web/cargo-web 1.96 with the std sources (rustup's toolchain has no
 #    Windows std and cannot fetch one), the MinGW-w64 linker and CRT import libraries, Wine 8.
-packages=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64 wine)
+packages=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64 wine python3)
 if ! dpkg-query -W -f='${Status}\n' "${packages[@]}" 2>/dev/null | grep -qv "install ok installed" &&
    [ "$(dpkg-query -W -f='${Status}\n' "${packages[@]}" 2>/dev/null | wc -l)" -eq "${#packages[@]}" ]; then
     echo "[windows] packages present"
@@ -40,7 +40,8 @@ export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
 export HANDOFF_MODEL_CASES=${HANDOFF_MODEL_CASES:-1000}
 
 # 3. Wine prefix, plus a bcryptprimitives.dll that exports ProcessPrng (Rust >= 1.78 std imports
-#    it; Wine 8.0 lacks it and every .exe would exit 53 without a word).
+#    it; Wine 8.0 lacks it and every .exe would exit 53 without a word). Python 3 runs the
+#    partition oracle (step 6).
 [ -d "$WINEPREFIX/drive_c/windows/system32" ] || wineboot -i >/dev/null 2>&1
 stub=$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll
 if [ ! -s "$stub" ] || ! grep -q ProcessPrng "$stub"; then
@@ -59,7 +60,6 @@ echo "[windows] toolchain and prefix ready at ${SECONDS}s"
 
 # 4. Build (warnings are errors, as on Unix) and test the library. One test thread: the C
 #    runtime's descriptor table is process-wide, and the tests count the process's handles.
-#    (handoff-cli needs the pager, whose Windows backing is not written yet.)
 RUSTFLAGS="-D warnings" cargo test -Zbuild-std --target "$T" -p handoff "$@" -- --test-threads=1
 echo "[windows] tests passed under Wine at ${SECONDS}s"
 
@@ -88,3 +88,26 @@ for test in bulk errors threads; do
     rm -rf "$dir"
 done
 echo "[windows] C API tests passed under Wine at ${SECONDS}s"
+
+# 6. `handoff partition`, the CLI: its unit tests (the console control handler among them) and
+#    the end-to-end tests that make sense on Windows (CRLF, lone CR, quotes, a CRLF cut between
+#    reads, --append/--force, a missing column: exit 2, malformed records, several inputs;
+#    those that need setrlimit, Unix signals or symlinks are cfg(unix)). Then the real binary
+#    under Wine, judged by ci/partition_oracle.py (Python, no code shared with handoff):
+#    36,000 records over 5,000 keys with --max-open 64, every file byte for byte; and Ctrl-C
+#    mid-record (SIGINT to the Wine process, which Wine delivers as CTRL_C_EVENT to the
+#    handlers of SetConsoleCtrlHandler): exit 130, only the whole records, all of them.
+RUSTFLAGS="-D warnings" cargo test -Zbuild-std --target "$T" -p handoff-cli --bin handoff \
+    --test partition --test partition_safety -- --test-threads=1
+exe=$(winepath -w "$out/handoff.exe")
+dir=$(mktemp -d "$W/partition.XXXXXX")
+python3 ci/partition_oracle.py generate "$dir/in.csv" 36000 5000 1
+started=$SECONDS
+(cd "$dir" && wine "$exe" partition --max-open 64 key out in.csv)
+echo "[windows] partition: 5,000 files in $((SECONDS - started)) s under Wine"
+python3 ci/partition_oracle.py check "$dir/in.csv" "$dir/out"
+rm -rf "$dir"
+dir=$(mktemp -d "$W/partition.XXXXXX")
+python3 ci/partition_oracle.py interrupt "$dir" wine "$exe"
+rm -rf "$dir"
+echo "[windows] partition tests passed under Wine at ${SECONDS}s"

@@ -2,14 +2,16 @@
 //! descriptor limit.
 //!
 //! Exit codes: 0 done; 1 an input or output failed (the message names it); 2 the command line
-//! asks for something impossible; 130 / 143 stopped by SIGINT / SIGTERM after writing every
-//! record read so far.
+//! asks for something impossible; 130 / 143 stopped by SIGINT / SIGTERM (on Windows: Ctrl-C or
+//! Ctrl-Break / the console closing, a logoff or a shutdown) after writing every record read so
+//! far.
 
 #[cfg(target_os = "linux")]
 mod audit;
 mod bench;
 mod partition;
 mod progress;
+mod stop;
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicUsize;
@@ -80,8 +82,9 @@ pub fn summary_line(summary: &Summary) -> String {
     }
     if let Some(signal) = summary.interrupted_by {
         line.push_str(&format!(
-            "; interrupted by signal {signal}: every record read before it was written \
+            "; interrupted by {}: every record read before it was written \
              (the last is record {})",
+            stop::describe(signal),
             summary.written
         ));
     }
@@ -100,13 +103,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Partition(job) => {
             let signal = Arc::new(AtomicUsize::new(0));
-            for number in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                if let Err(error) =
-                    signal_hook::flag::register_usize(number, Arc::clone(&signal), number as usize)
-                {
-                    eprintln!("handoff: cannot handle signal {number}: {error}");
-                    return ExitCode::from(1);
-                }
+            if let Err(error) = stop::install(&signal) {
+                eprintln!("handoff: {error}");
+                return ExitCode::from(1);
             }
             match partition::run(&job, &signal) {
                 Ok(summary) => {

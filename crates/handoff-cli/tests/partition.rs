@@ -3,11 +3,16 @@
 
 mod partition_support;
 
+#[cfg(unix)]
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Write};
+#[cfg(unix)]
+use std::io;
+use std::io::Write;
+#[cfg(unix)]
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
+#[cfg(unix)]
 use std::time::Duration;
 
 use partition_support::{files, stderr};
@@ -17,6 +22,7 @@ fn handoff() -> Command {
 }
 
 /// Limits the child's descriptors (and, if asked, its file size) between fork and exec.
+#[cfg(unix)]
 fn limited(command: &mut Command, nofile: u64, fsize: Option<u64>) -> &mut Command {
     // SAFETY: only async-signal-safe calls (setrlimit, signal) run between fork and exec.
     unsafe {
@@ -56,6 +62,7 @@ fn with_stdin(command: &mut Command, input: &[u8]) -> Output {
 }
 
 /// A deterministic shuffle.
+#[cfg(unix)]
 fn shuffle<T>(items: &mut [T], mut seed: u64) {
     for i in (1..items.len()).rev() {
         seed ^= seed << 13;
@@ -66,6 +73,7 @@ fn shuffle<T>(items: &mut [T], mut seed: u64) {
 }
 
 #[test]
+#[cfg(unix)]
 fn twenty_thousand_keys_under_a_limit_of_64_descriptors() {
     const KEYS: usize = 20_000;
     let dir = tempfile::tempdir().unwrap();
@@ -261,6 +269,7 @@ fn options_prefix_index_delimiter_and_template() {
 }
 
 #[test]
+#[cfg(unix)]
 fn sigint_mid_run_writes_every_record_up_to_the_last_reported() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -316,6 +325,7 @@ fn sigint_mid_run_writes_every_record_up_to_the_last_reported() {
 }
 
 #[test]
+#[cfg(unix)]
 fn a_full_disk_stops_with_a_message_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("big.csv");

@@ -6,8 +6,12 @@ mod partition_support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::Write;
+#[cfg(unix)]
+use std::io::{self, Read};
+#[cfg(unix)]
 use std::os::unix::fs::symlink;
+#[cfg(unix)]
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -20,6 +24,7 @@ fn handoff() -> Command {
 }
 
 /// Limits the child's file size (a write past it fails with EFBIG, as on a full disk).
+#[cfg(unix)]
 fn file_size_limited(command: &mut Command, fsize: u64) -> &mut Command {
     // SAFETY: only async-signal-safe calls (setrlimit, signal) run between fork and exec.
     unsafe {
@@ -235,6 +240,7 @@ fn a_crlf_cut_between_reads_is_one_terminator() {
 
 /// Feeds records through a pipe in pieces that cut records in half, signals the run while
 /// records still arrive, and checks that the files hold exactly records 1..N, N as reported.
+#[cfg(unix)]
 fn signal_while_records_arrive(signal: i32, code: i32) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -311,6 +317,7 @@ fn signal_while_records_arrive(signal: i32, code: i32) {
 }
 
 #[test]
+#[cfg(unix)]
 fn sigint_while_records_arrive_never_cuts_a_record() {
     for _ in 0..3 {
         signal_while_records_arrive(libc::SIGINT, 130);
@@ -318,6 +325,7 @@ fn sigint_while_records_arrive_never_cuts_a_record() {
 }
 
 #[test]
+#[cfg(unix)]
 fn sigterm_while_records_arrive_never_cuts_a_record() {
     for _ in 0..3 {
         signal_while_records_arrive(libc::SIGTERM, 143);
@@ -327,6 +335,7 @@ fn sigterm_while_records_arrive_never_cuts_a_record() {
 // ----- 3. symlinks ------------------------------------------------------------------------
 
 #[test]
+#[cfg(unix)]
 fn a_symlink_in_outdir_is_an_error_and_nothing_outside_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let outside = dir.path().join("outside.txt");
@@ -373,6 +382,7 @@ fn a_symlink_in_outdir_is_an_error_and_nothing_outside_is_touched() {
 // ----- 4. inputs inside OUTDIR ------------------------------------------------------------
 
 #[test]
+#[cfg(unix)]
 fn an_input_inside_outdir_is_refused_and_left_whole() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -465,6 +475,7 @@ fn an_unterminated_quote_is_an_error_naming_its_line() {
 // ----- 7. terminal escapes ----------------------------------------------------------------
 
 #[test]
+#[cfg(unix)]
 fn input_bytes_reach_the_terminal_escaped_and_cut() {
     let dir = tempfile::tempdir().unwrap();
     let output = partition_stdin(
@@ -594,6 +605,7 @@ fn bench_with_no_keys_is_a_usage_error() {
 }
 
 #[test]
+#[cfg(unix)]
 fn a_full_disk_leaves_whole_records_and_a_summary() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
@@ -650,6 +662,7 @@ fn a_full_disk_leaves_whole_records_and_a_summary() {
 /// another regular file — is an error naming it, never followed, never a hang, and the
 /// outside file is untouched.
 #[test]
+#[cfg(unix)]
 fn an_output_swapped_after_its_early_creation_is_an_error_and_nothing_is_followed() {
     for swap in ["symlink", "fifo", "other file"] {
         let dir = tempfile::tempdir().unwrap();

@@ -13,6 +13,11 @@ pub mod job;
 pub mod keyed;
 pub mod layout;
 pub mod names;
+pub mod os;
+#[cfg(unix)]
+pub mod outdir;
+#[cfg(windows)]
+#[path = "outdir_windows.rs"]
 pub mod outdir;
 pub mod outputs;
 pub mod records;
@@ -22,7 +27,6 @@ pub mod writer;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -163,34 +167,19 @@ fn display_name(path: &Path) -> String {
 fn total_size(inputs: &[PathBuf]) -> Option<u64> {
     inputs
         .iter()
-        .map(|path| match input_metadata(path) {
+        .map(|path| match os::input_metadata(path) {
             Ok(metadata) if metadata.is_file() => Some(metadata.len()),
             _ => None,
         })
         .sum()
 }
 
-/// The metadata of an input: its file's (symlinks followed), or standard input's.
-fn input_metadata(path: &Path) -> io::Result<std::fs::Metadata> {
-    if path == Path::new("-") {
-        let stdin = io::stdin();
-        let fd = std::os::fd::AsFd::as_fd(&stdin).try_clone_to_owned()?;
-        File::from(fd).metadata()
-    } else {
-        std::fs::metadata(path)
-    }
-}
-
-fn identity(metadata: &std::fs::Metadata) -> Identity {
-    (metadata.dev(), metadata.ino())
-}
-
 /// Refuses an input that is a file inside OUTDIR (it would be read while being written).
 fn refuse_inputs_inside(inside: &HashSet<Identity>, inputs: &[PathBuf]) -> Result<(), Failure> {
     for path in inputs {
-        let metadata = input_metadata(path)
+        let identity = os::input_identity(path)
             .map_err(|e| run_error(format!("cannot open input {}: {e}", display_name(path))))?;
-        if metadata.is_file() && inside.contains(&identity(&metadata)) {
+        if identity.is_some_and(|identity| inside.contains(&identity)) {
             return Err(Failure::Usage(format!(
                 "input {} is a file inside OUTDIR: it would be overwritten while it is read \
                  (move it out, or choose another OUTDIR)",
@@ -330,10 +319,9 @@ impl Feed<'_> {
             let file = File::open(path)
                 .map_err(|e| run_error(format!("cannot open input {name}: {e}")))?;
             // Checked again on what was opened: the path may have changed since the setup.
-            let metadata = file
-                .metadata()
+            let identity = os::identity(&file)
                 .map_err(|e| run_error(format!("cannot open input {name}: {e}")))?;
-            if self.inside.contains(&identity(&metadata)) {
+            if identity.is_some_and(|identity| self.inside.contains(&identity)) {
                 return Err(Failure::Usage(format!(
                     "input {name} is a file inside OUTDIR"
                 )));

@@ -18,8 +18,6 @@
 //! [`Outputs::take_warning`]).
 
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -103,7 +101,7 @@ struct ReadAt<'a> {
 
 impl Read for ReadAt<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.at)?;
+        let n = super::os::read_at(self.file, buf, self.at)?;
         self.at += n as u64;
         Ok(n)
     }
@@ -250,7 +248,7 @@ impl Outputs {
 
     fn refused(&self, name: &[u8], message: String) -> WriteError {
         WriteError {
-            file: shown_path(&self.dir.path().join(std::ffi::OsStr::from_bytes(name))),
+            file: shown_path(&self.dir.path().join(super::os::name_of(name))),
             key: None,
             error: io::Error::new(io::ErrorKind::InvalidData, message),
             refused: true,

@@ -18,8 +18,6 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::IntoRawFd;
-use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 
@@ -27,6 +25,7 @@ use handoff::pager::{OpenOptions, Pager, VirtualFile};
 
 use super::display::shown_path;
 use super::layout::Layout;
+use super::os::{close, is_out_of_descriptors};
 use super::outdir::{Existing, Identity, Outdir};
 use super::outputs::{check_header, whole_records, Header, WriteError};
 
@@ -418,7 +417,7 @@ impl Output {
             }
             if len > 0 {
                 let mut last = [0];
-                file.read_exact_at(&mut last, len - 1)
+                super::os::read_exact_at(&file, &mut last, len - 1)
                     .map_err(|e| self.error(&setup.dir, e))?;
                 if !matches!(last[0], b'\n' | b'\r') {
                     // The file's last record has no terminator: give it the header's.
@@ -499,10 +498,7 @@ impl Output {
         let file = self
             .create_plain(setup)
             .map_err(|error| self.error(&setup.dir, error))?;
-        let metadata = file
-            .metadata()
-            .map_err(|error| self.error(&setup.dir, error))?;
-        self.early = Some((metadata.dev(), metadata.ino()));
+        self.early = super::os::identity(&file).map_err(|error| self.error(&setup.dir, error))?;
         close(file).map_err(|error| self.error(&setup.dir, error))
     }
 
@@ -640,19 +636,4 @@ impl Sink for File {
     fn set_len(&self, len: u64) -> io::Result<()> {
         File::set_len(self, len)
     }
-}
-
-/// Closes `file`, reporting what `close` says (dropping a `File` ignores it).
-fn close(file: File) -> io::Result<()> {
-    let fd = file.into_raw_fd();
-    // SAFETY: `fd` came out of the `File`, which owned it; it is closed here, once.
-    if unsafe { libc::close(fd) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn is_out_of_descriptors(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
