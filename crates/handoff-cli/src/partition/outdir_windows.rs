@@ -405,3 +405,86 @@ impl Outdir {
         Ok(file.into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outdir() -> (tempfile::TempDir, Outdir) {
+        let dir = tempfile::tempdir().unwrap();
+        let Ok(outdir) = Outdir::prepare(&dir.path().join("out")) else {
+            panic!("prepare failed")
+        };
+        (dir, outdir)
+    }
+
+    /// A hard link where an output would go is refused by every mode (`CREATE_NEW` finds it
+    /// there; the others count its links), and the file it shares stays whole.
+    #[test]
+    fn hard_links_are_refused_and_nothing_is_truncated() {
+        let (dir, out) = outdir();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "outside").unwrap();
+        std::fs::hard_link(&outside, out.path().join("a.csv")).unwrap();
+        for mode in [Existing::Replace, Existing::Append] {
+            let error = out.open_output(b"a.csv", mode, || false).err().unwrap();
+            assert!(error.to_string().contains("hard links"), "{error}");
+        }
+        let error = out
+            .open_output(b"a.csv", Existing::Refuse, || false)
+            .err()
+            .unwrap();
+        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists, "{error}");
+        let error = out.create_new(b"a.csv").err().unwrap();
+        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists, "{error}");
+        assert_eq!(std::fs::read(&outside).unwrap(), b"outside");
+    }
+
+    /// Directories in a name are made under OUTDIR; a file where a directory should be is
+    /// refused by name; the files found down to a depth are the regular ones, with their
+    /// identities.
+    #[test]
+    fn directories_are_made_and_a_file_in_their_place_is_refused() {
+        let (_dir, out) = outdir();
+        let file = out
+            .open_output(b"x/y/a.csv", Existing::Refuse, || false)
+            .unwrap();
+        drop(file);
+        assert!(out.path().join("x").join("y").join("a.csv").is_file());
+        std::fs::write(out.path().join("f"), "f").unwrap();
+        let error = out
+            .open_output(b"f/a.csv", Existing::Replace, || false)
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("its directory f"), "{error}");
+        assert_eq!(std::fs::read(out.path().join("f")).unwrap(), b"f");
+        let mut found: Vec<Vec<u8>> = out.files(3).unwrap().into_iter().map(|f| f.0).collect();
+        found.sort();
+        assert_eq!(found, [b"f".to_vec(), b"x/y/a.csv".to_vec()]);
+        assert_eq!(out.files(1).unwrap().len(), 1);
+        assert_eq!(out.file_identities(3).unwrap().len(), 2);
+    }
+
+    /// `--append` opens at the end; `--force` truncates only once checked.
+    #[test]
+    fn append_starts_at_the_end_and_replace_truncates() {
+        let (_dir, out) = outdir();
+        std::fs::write(out.path().join("a.csv"), "k\n1\n").unwrap();
+        let mut file = File::from(
+            out.open_output(b"a.csv", Existing::Append, || false)
+                .unwrap(),
+        );
+        assert_eq!(file.stream_position().unwrap(), 4);
+        std::io::Write::write_all(&mut file, b"2\n").unwrap();
+        drop(file);
+        assert_eq!(
+            std::fs::read(out.path().join("a.csv")).unwrap(),
+            b"k\n1\n2\n"
+        );
+        drop(
+            out.open_output(b"a.csv", Existing::Replace, || false)
+                .unwrap(),
+        );
+        assert_eq!(std::fs::read(out.path().join("a.csv")).unwrap(), b"");
+    }
+}
