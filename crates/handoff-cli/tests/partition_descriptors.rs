@@ -14,7 +14,8 @@ use partition_support::{files, stderr};
 
 /// The most output descriptors open at once in an strace log of `openat`/`close` (with `-f`:
 /// a call cut by another thread's is finished on a `<... resumed>` line). An output is an
-/// `openat` of a name ending in `.csv` (the input is `input.txt`).
+/// `openat` of a name ending in `.csv` (the input is `input.txt`), or of a hive directory
+/// (`key=…`).
 fn peak_outputs(log: &str) -> (usize, usize) {
     let mut pending: HashMap<&str, bool> = HashMap::new(); // pid -> an output's openat
     let mut open: HashSet<i64> = HashSet::new();
@@ -28,7 +29,7 @@ fn peak_outputs(log: &str) -> (usize, usize) {
             text.rsplit("= ").next()?.split(' ').next()?.parse().ok()
         };
         if call.starts_with("openat(") {
-            let output = call.contains(".csv\"");
+            let output = call.contains(".csv\"") || call.contains("key=");
             if call.ends_with("<unfinished ...>") {
                 pending.insert(pid, output);
                 continue;
@@ -64,8 +65,24 @@ fn output_descriptors_never_exceed_max_open_whichever_road_a_file_takes() {
     if Command::new("strace").arg("-V").output().is_err() {
         panic!("strace is needed (CI installs it)");
     }
+    // New files (the pager's, created early, written once at the end), replaced files (every
+    // one through the pager, two threads at the end), hive (a directory's descriptor beside
+    // each file's); budgets from the smallest that allows two writing threads.
+    for (mode, max_open) in [
+        (None, 12),
+        (None, 4),
+        (Some("--force"), 12),
+        (Some("--force"), 4),
+        (Some("--layout=hive"), 12),
+        (Some("--layout=hive"), 5),
+    ] {
+        census(mode, max_open);
+    }
+}
+
+fn census(mode: Option<&str>, max_open: usize) {
     const KEYS: usize = 3_000;
-    const MAX_OPEN: usize = 12;
+    let hive = mode == Some("--layout=hive");
     let dir = tempfile::tempdir().unwrap();
     // A few keys with many long records (their buffers are written mid-run, through the
     // pager), most with a few short ones (held to the end, then written once each).
@@ -90,9 +107,10 @@ fn output_descriptors_never_exceed_max_open_whichever_road_a_file_takes() {
             "--memory",
             "256K",
             "--max-open",
-            &MAX_OPEN.to_string(),
-            "key",
+            &max_open.to_string(),
         ])
+        .args(mode)
+        .arg("key")
         .arg(&out)
         .arg(dir.path().join("input.txt"))
         .output()
@@ -103,12 +121,28 @@ fn output_descriptors_never_exceed_max_open_whichever_road_a_file_takes() {
     let mut expected: HashMap<String, String> = HashMap::new();
     for line in input.lines().skip(1) {
         let key = line.split(',').next().unwrap();
+        let name = if hive {
+            format!("key={key}/data.csv")
+        } else {
+            format!("{key}.csv")
+        };
         expected
-            .entry(format!("{key}.csv"))
+            .entry(name)
             .or_insert_with(|| "key,n\n".into())
             .push_str(&format!("{line}\n"));
     }
-    let written = files(&out);
+    let written = if hive {
+        let mut all = std::collections::BTreeMap::new();
+        for entry in fs::read_dir(&out).unwrap() {
+            let dir = entry.unwrap().file_name().into_string().unwrap();
+            for (name, content) in files(&out.join(&dir)) {
+                all.insert(format!("{dir}/{name}"), content);
+            }
+        }
+        all
+    } else {
+        files(&out)
+    };
     assert_eq!(written.len(), expected.len());
     for (name, content) in &expected {
         assert_eq!(
@@ -122,15 +156,15 @@ fn output_descriptors_never_exceed_max_open_whichever_road_a_file_takes() {
     // The census moved: every file was opened at least once.
     assert!(
         opens >= expected.len(),
-        "{opens} opens seen for {} files",
+        "{mode:?}: {opens} opens seen for {} files",
         expected.len()
     );
     assert!(
-        peak >= MAX_OPEN / 2,
-        "peak {peak}: the log shows too few opens to mean anything"
+        peak >= max_open / 2,
+        "{mode:?}: peak {peak}: the log shows too few opens to mean anything"
     );
     assert!(
-        peak <= MAX_OPEN,
-        "{peak} output descriptors open at once, --max-open {MAX_OPEN}"
+        peak <= max_open,
+        "{mode:?}: {peak} output descriptors open at once, --max-open {max_open}"
     );
 }

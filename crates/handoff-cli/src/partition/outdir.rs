@@ -362,7 +362,12 @@ impl Outdir {
     /// closed at once, outside the pager (see `writer`).
     /// `name` is a plain name (no `/`: an `openat` would follow a link in a directory part).
     pub fn create_new(&self, name: &[u8]) -> io::Result<File> {
-        debug_assert!(!name.contains(&b'/'), "a plain name");
+        if name.contains(&b'/') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a name with a directory takes Outdir::open_output",
+            ));
+        }
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
         open_at(self.fd.as_fd(), name, flags).map(File::from)
     }
@@ -383,6 +388,13 @@ impl Outdir {
         let fd = loop {
             match open_at(self.fd.as_fd(), name, flags) {
                 Err(error) if is_out_of_descriptors(&error) && make_room() => continue,
+                Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "it was replaced by a symbolic link while this run was writing it \
+                         (never followed: nothing was written through it)",
+                    ))
+                }
                 Err(error) => return Err(error),
                 Ok(fd) => break fd,
             }

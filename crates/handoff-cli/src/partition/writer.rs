@@ -4,10 +4,15 @@
 //! The kernel's work (creating a file costs about as much as parsing its records) then
 //! overlaps the parsing: a file is created as soon as its key is first seen ([`Task::Create`]),
 //! not when its first buffer is written, so that with ample memory most of the creating is
-//! done by the time the input ends, and only the writes are left. That holds while the
-//! descriptors allow: past the pager's budget, a file created early would be paged out before
-//! its first write and reopened for it, so it is created at its first write instead. The last
-//! buffers are written by two threads ([`Task::Last`]).
+//! done by the time the input ends, and only the writes are left. Within the pager's budget
+//! the file is the pager's and stays open; past it, it is created outside the pager and closed
+//! at once, and reopened for its writes (its identity checked). The last buffers are written
+//! by two threads ([`Task::Last`]).
+//!
+//! Descriptors: besides the pager's, the writer holds one of its own at a time per thread (a
+//! file created early, a file written once at the end, or one not yet adopted by the pager;
+//! two with a directory in the name: the directory's and the file's), taken from the pager's
+//! budget first ([`Writer::reserve`]), so that the outputs never hold more than `--max-open`.
 //!
 //! One thread takes the tasks in the order they were sent, so each key's records reach its
 //! file in input order. A buffer holds whole records only, so every file ends at a record
@@ -169,21 +174,24 @@ impl Writer {
         /// Below this, a second thread costs more than it saves.
         const PARALLEL: usize = 256;
         last.sort_unstable_by_key(|handed| handed.at);
-        let half = if last.len() >= PARALLEL {
-            last.len() / 2
+        // Each writing thread holds descriptors of its own beside the pager's (one, two with
+        // a directory in the name), taken from the pager's budget first: two threads only if
+        // it can spare theirs, else one (whose opens make room in the pager, one at a time).
+        let per_thread = if self.outputs.iter().any(|output| output.name.contains('/')) {
+            2
         } else {
-            last.len()
+            1
         };
+        let two = last.len() >= PARALLEL && self.reserve(2 * per_thread);
+        let own = two || self.reserve(per_thread);
+        let half = if two { last.len() / 2 } else { last.len() };
         let (mine, theirs) = last.split_at(half);
         let split = theirs
             .first()
             .map_or(self.outputs.len(), |handed| handed.at as usize);
-        // A new file that was never opened takes its only write outside the pager, as a plain
-        // create, write and close: each thread then holds one descriptor beside the pager's,
-        // which gives them up first (so that --max-open holds), unless that would leave it
-        // too few.
-        let threads = if theirs.is_empty() { 1 } else { 2 };
-        let direct = self.setup.existing == Existing::Refuse && self.reserve(threads);
+        // A new file that the pager never held takes its only write outside the pager, as a
+        // plain create (or reopen), write and close, on the thread's own descriptor.
+        let direct = own && self.setup.existing == Existing::Refuse;
         let (low, high) = self.outputs.split_at_mut(split);
         let (setup, back) = (&self.setup, &self.back);
         // Locked once, by whichever thread writes that half.
@@ -214,7 +222,8 @@ impl Writer {
         self.give_back();
     }
 
-    /// A new key's file, created (or opened) now.
+    /// A new key's file: created (or opened) in the pager while its budget allows, else
+    /// created early outside it (`early`), else left for its first write.
     fn create(&mut self, key: Box<[u8]>, file: Arc<OnceLock<VirtualFile>>, early: bool) {
         let name = match self.setup.layout.path(&key) {
             Ok(name) => name,
@@ -260,9 +269,7 @@ impl Writer {
         let result = if pager.resident() < pager.budget() {
             self.outputs[at].open(&self.setup)
         } else if early && self.reserve(1) {
-            let created = self.outputs[at].create_early(&self.setup);
-            self.counts.files += usize::from(created.is_ok());
-            created
+            self.outputs[at].create_early(&self.setup, &mut self.counts)
         } else {
             Ok(())
         };
@@ -386,11 +393,12 @@ impl Output {
             }
         }
         let pager = &setup.pager;
-        // The fd opened here is the pager's once adopted: make room for it first, so that the
-        // real descriptors of the outputs never exceed the budget, even for a moment.
-        if pager.resident() >= pager.budget() {
-            pager.release_one();
-        }
+        // The fd opened here (and a directory's, with a `/` in the name) is the pager's once
+        // adopted: make room for it first, so that the real descriptors of the outputs never
+        // exceed the budget, even for a moment. (At the end, where two threads may open at
+        // once, each has its own descriptors reserved besides: see `Writer::last`.)
+        let needed = if name.contains('/') { 2 } else { 1 };
+        while pager.resident() + needed > pager.budget() && pager.release_one() {}
         let mut fd = match self.early {
             Some(identity) => setup
                 .dir
@@ -494,10 +502,11 @@ impl Output {
     /// Creates the key's file, empty, outside the pager, and closes it: the kernel's work of
     /// creating it is done now, while the main thread parses, instead of at its first write.
     /// Its identity is kept, and checked when it is opened again.
-    fn create_early(&mut self, setup: &Setup) -> Result<(), WriteError> {
+    fn create_early(&mut self, setup: &Setup, counts: &mut Counts) -> Result<(), WriteError> {
         let file = self
             .create_plain(setup)
             .map_err(|error| self.error(&setup.dir, error))?;
+        counts.files += 1; // on disk now, whatever happens next
         self.early = super::os::identity(&file).map_err(|error| self.error(&setup.dir, error))?;
         close(file).map_err(|error| self.error(&setup.dir, error))
     }
