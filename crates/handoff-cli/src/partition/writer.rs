@@ -169,7 +169,9 @@ impl Writer {
     }
 
     /// The last buffers: the files split in two halves (by key, as many buffers each), one
-    /// written by a thread of its own; in each half, files that are resident first.
+    /// written by a thread of its own (one thread for a few buffers, or when the pager's
+    /// budget cannot spare each thread its own descriptors); in each half, files that are
+    /// resident first.
     fn last(&mut self, mut last: Vec<Handed>) {
         /// Below this, a second thread costs more than it saves.
         const PARALLEL: usize = 256;
