@@ -1,5 +1,6 @@
-//! Compiles `csrc/preload.c` into a shared object in `OUT_DIR` (Linux only), with the C
-//! compiler the `cc` crate finds (`CC`, then `cc`), so that `src/lib.rs` can embed its bytes.
+//! Compiles `csrc/preload.c` (the hooks) and `csrc/unwind.c` (the cached stack unwinder) into
+//! a shared object in `OUT_DIR` (Linux only), with the C compiler the `cc` crate finds (`CC`,
+//! then `cc`), so that `src/lib.rs` can embed its bytes.
 //!
 //! A `cdylib` crate cannot be a dependency of the `handoff` binary on stable Cargo (artifact
 //! dependencies are unstable), and a preload library must define C-variadic functions
@@ -10,7 +11,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-changed=csrc/preload.c");
+    for source in ["csrc/preload.c", "csrc/unwind.c", "csrc/unwind.h"] {
+        println!("cargo:rerun-if-changed={source}");
+    }
     println!("cargo:rerun-if-changed=build.rs");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
         return;
@@ -42,7 +45,7 @@ fn main() {
             "-o",
         ])
         .arg(&library)
-        .arg("csrc/preload.c")
+        .args(["csrc/preload.c", "csrc/unwind.c"])
         .args(["-ldl", "-lpthread"]);
     let status = command
         .status()

@@ -14,8 +14,9 @@
  *    writer, from a signal handler that interrupts a hook) go straight to the real function;
  *  - no allocation and no blocking syscall while the table lock is held; the lock is held only
  *    for bookkeeping and for placing/releasing tombstones (open/fcntl/close of O_PATH "/");
- *  - stacks are raw return addresses (backtrace(), primed at load time so that libgcc_s is
- *    loaded before any hook runs); they are resolved to module+offset only when a finding is
+ *  - stacks are raw return addresses (unwind.c's cached unwinder, or backtrace() where it
+ *    cannot follow a frame; backtrace() is primed at load time so that libgcc_s is loaded
+ *    before any hook runs); they are resolved to module+offset only when a finding is
  *    written (dladdr1, outside the lock), and to function/file/line by the CLI.
  */
 #define _GNU_SOURCE
@@ -34,8 +35,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include "unwind.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define TLS __thread __attribute__((tls_model("initial-exec")))
@@ -177,6 +181,7 @@ REAL(ssize_t, send, int, const void *, size_t, int)
  * elsewhere it stops early, bounded by this thread's stack so that it never reads outside it. */
 static int fast_stacks;
 static uintptr_t main_stack_lo, main_stack_hi;
+static uintptr_t main_stack_floor; /* the lowest the main thread's stack may grow to */
 static TLS uintptr_t stack_lo, stack_hi;
 
 static void thread_stack_bounds(void) {
@@ -217,11 +222,54 @@ static void capture_fast(struct stack *s) {
     s->n = n;
 }
 
+/* The top of this thread's stack if it is the main thread's, else 0 (not known: the cached
+ * unwinder then only checks that each frame is above the one before). */
+static uintptr_t known_stack_top(void) {
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    return here >= main_stack_floor && here < main_stack_hi ? main_stack_hi : 0;
+}
+
+/* HANDOFF_AUDIT_STACKS=check: unwind every stack both with the cached unwinder and with
+ * backtrace() (libgcc), and say on stderr where they differ (the tests' oracle). */
+static int check_stacks;
+static unsigned long stacks_compared, stacks_by_libgcc;
+
+static void compare_stacks(const struct stack *cached) {
+    void *pc[DEPTH];
+    int n = backtrace(pc, DEPTH);
+    /* Frame 0 is this library's call site of each unwinder: they differ by design. */
+    int same = n == cached->n;
+    for (int i = 1; same && i < n; i++)
+        same = pc[i] == cached->pc[i];
+    __atomic_add_fetch(&stacks_compared, 1, __ATOMIC_RELAXED);
+    if (same)
+        return;
+    char line[1024];
+    int len = snprintf(line, sizeof line, "handoff-audit: stacks differ in pid %d: libgcc", getpid());
+    for (int i = 1; i < n && len < 900; i++)
+        len += snprintf(line + len, sizeof line - len, " %p", pc[i]);
+    len += snprintf(line + len, sizeof line - len, "; cached");
+    for (int i = 1; i < cached->n && len < 1000; i++)
+        len += snprintf(line + len, sizeof line - len, " %p", cached->pc[i]);
+    len += snprintf(line + len, sizeof line - len, "\n");
+    if (len > (int)sizeof line)
+        len = sizeof line;
+    (void)!real_write()(2, line, len);
+}
+
 static void capture(struct stack *s) {
     if (fast_stacks) {
         capture_fast(s);
         return;
     }
+    s->n = cfi_backtrace(s->pc, DEPTH, known_stack_top());
+    if (s->n >= 0) {
+        if (check_stacks)
+            compare_stacks(s);
+        return;
+    }
+    if (check_stacks)
+        __atomic_add_fetch(&stacks_by_libgcc, 1, __ATOMIC_RELAXED);
     s->n = backtrace(s->pc, DEPTH);
     if (s->n < 0)
         s->n = 0;
@@ -239,6 +287,11 @@ static void find_main_stack(void) {
             if (sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
                 main_stack_lo = lo;
                 main_stack_hi = hi;
+                struct rlimit limit;
+                main_stack_floor = lo;
+                if (getrlimit(RLIMIT_STACK, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+                    limit.rlim_cur < hi && hi - limit.rlim_cur < lo)
+                    main_stack_floor = hi - limit.rlim_cur;
             }
             break;
         }
@@ -1221,8 +1274,9 @@ __attribute__((constructor)) static void init(void) {
     leaks = l && l[0] == '1';
     const char *stacks = getenv("HANDOFF_AUDIT_STACKS");
     fast_stacks = stacks && strcmp(stacks, "fast") == 0;
-    if (fast_stacks)
-        find_main_stack();
+    check_stacks = stacks && strcmp(stacks, "check") == 0;
+    find_main_stack();
+    cfi_init();
     pthread_atfork(before_fork, after_fork, after_fork);
     /* Resolve every real function now, outside any hook. */
     real_close();
@@ -1237,6 +1291,14 @@ __attribute__((destructor)) static void fini(void) {
     if (!ready)
         return;
     in_hook = 1;
+    if (check_stacks) {
+        char line[160];
+        int len = snprintf(line, sizeof line,
+                           "handoff-audit: pid %d: %lu stacks unwound by the cache and the same "
+                           "by libgcc, %lu by libgcc alone\n",
+                           getpid(), stacks_compared, stacks_by_libgcc);
+        (void)!real_write()(2, line, len < (int)sizeof line ? len : (int)sizeof line - 1);
+    }
     if (leaks) {
         for (int fd = 3; fd < MAX_FDS; fd++) {
             struct finding f;

@@ -18,23 +18,29 @@ fn build_dir() -> &'static Path {
 /// Compiles `tests/audit_corpus/NAME.c` with `cc -g -O0 -pthread` (once per test binary: two
 /// tests may run one program at the same time) and returns the binary.
 pub fn compile(name: &str) -> PathBuf {
+    compile_at(name, "-O0")
+}
+
+/// Like [`compile`], at optimization `level` (`-O0`, `-O2`, ...).
+pub fn compile_at(name: &str, level: &str) -> PathBuf {
     static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+    let key = format!("{name}{level}");
+    if let Some((_, path)) = built.iter().find(|(n, _)| *n == key) {
         return path.clone();
     }
-    let path = compile_now(name);
-    built.push((name.to_owned(), path.clone()));
+    let path = compile_now(name, level, &key);
+    built.push((key, path.clone()));
     path
 }
 
-fn compile_now(name: &str) -> PathBuf {
+fn compile_now(name: &str, level: &str, binary_name: &str) -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/audit_corpus")
         .join(format!("{name}.c"));
-    let binary = build_dir().join(name);
+    let binary = build_dir().join(binary_name);
     let output = Command::new(std::env::var_os("CC").unwrap_or_else(|| "cc".into()))
-        .args(["-g", "-O0", "-pthread", "-o"])
+        .args(["-g", level, "-pthread", "-o"])
         .arg(&binary)
         .arg(&source)
         .output()

@@ -1,0 +1,78 @@
+//! The audit's cached stack unwinder (crates/handoff-audit/csrc/unwind.c) against libgcc's,
+//! the unwinder behind glibc's `backtrace()`: `handoff audit --check-stacks` unwinds every
+//! stack both ways and prints each difference on stderr, and at each process's exit how many
+//! stacks it compared and how many it left to libgcc alone (frames the cache cannot express).
+#![cfg(target_os = "linux")]
+
+mod audit_support;
+
+use audit_support::{audited, compile_at, native};
+
+/// Per process: (stacks compared, stacks unwound by libgcc alone); panics on any difference.
+fn tallies(stderr: &[u8]) -> Vec<(u64, u64)> {
+    let text = String::from_utf8_lossy(stderr);
+    assert!(!text.contains("stacks differ"), "{text}");
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("handoff-audit: pid ")?;
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let compared = words.get(1)?.parse().ok()?;
+            let alone = words.iter().rev().nth(3)?.parse().ok()?;
+            Some((compared, alone))
+        })
+        .collect()
+}
+
+/// Deep recursion, a variable-length array, several epilogues, a qsort callback, threads and
+/// a signal handler, built without (-O2) and with (-O0) frame pointers: every stack the cache
+/// unwinds is the one libgcc gives, and the signal handler's go to libgcc.
+#[test]
+fn cached_stacks_are_libgccs_in_every_frame_shape() {
+    for level in ["-O0", "-O2"] {
+        let binary = compile_at("stacks", level);
+        let dir = tempfile::tempdir().unwrap();
+        let plain = native(&binary, &[], dir.path());
+        let audit = audited(&["--check-stacks"], &binary, &[], dir.path());
+        assert!(audit.findings.is_empty(), "{level}: {}", audit.report);
+        assert_eq!(audit.output.stdout, plain.stdout, "{level}");
+        assert_eq!(audit.output.status.code(), Some(0), "{level}");
+        let counts = tallies(&audit.output.stderr);
+        assert_eq!(counts.len(), 1, "{level}: one process: {counts:?}");
+        let (compared, alone) = counts[0];
+        // 24 recursions + 6 arrays + 3 exits + >= 4 qsort calls + 4 threads x 100: x 2 (open, close)
+        assert!(
+            compared >= 2 * (24 + 6 + 3 + 4 + 400),
+            "{level}: {counts:?}"
+        );
+        assert_eq!(
+            alone, 2,
+            "{level}: the signal handler's open and close: {counts:?}"
+        );
+    }
+}
+
+/// Real programs (bash, Python, git, tar: stripped binaries, big shared libraries, forks and
+/// execs): no difference anywhere, and the cache did the unwinding.
+#[test]
+fn cached_stacks_are_libgccs_in_real_programs() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "seq 1 300 | sort -r | head -2; \
+                  python3 -c 'import subprocess; subprocess.run([\"true\"], check=True)'; \
+                  git init -q repo && cd repo && echo x > f && git add f && \
+                  git -c user.name=a -c user.email=b@c commit -qm m && tar czf ../t.tgz . && echo ok";
+    let audit = audited(&["--check-stacks"], "bash", &["-c", script], dir.path());
+    assert_eq!(audit.output.status.code(), Some(0), "{:?}", audit.output);
+    assert!(String::from_utf8_lossy(&audit.output.stdout).ends_with("ok\n"));
+    let counts = tallies(&audit.output.stderr);
+    assert!(
+        counts.len() >= 5,
+        "bash, python3, git and tar processes: {counts:?}"
+    );
+    let compared: u64 = counts.iter().map(|c| c.0).sum();
+    let alone: u64 = counts.iter().map(|c| c.1).sum();
+    assert!(compared >= 200, "{counts:?}");
+    assert!(
+        alone * 20 <= compared,
+        "the cache unwinds nearly all: {counts:?}"
+    );
+}
