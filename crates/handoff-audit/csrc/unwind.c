@@ -452,8 +452,7 @@ static int probe(uintptr_t pc, uint64_t *rule) {
     return 1;
 }
 
-static void store(uintptr_t pc, uint64_t rule) {
-    struct entry *e = entry_for(pc);
+static void store_in(struct entry *e, uintptr_t pc, uint64_t rule) {
     unsigned seq = __atomic_load_n(&e->seq, __ATOMIC_RELAXED);
     if ((seq & 1) || !__atomic_compare_exchange_n(&e->seq, &seq, seq + 1, 0, __ATOMIC_ACQUIRE,
                                                   __ATOMIC_RELAXED))
@@ -464,12 +463,17 @@ static void store(uintptr_t pc, uint64_t rule) {
     __atomic_store_n(&e->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
+void cfi_forget(void) {
+    for (int i = 0; i < CACHE_SIZE; i++)
+        store_in(&cache[i], 0, 0);
+}
+
 static struct rule rule_for(uintptr_t ra) {
     uint64_t packed;
     if (probe(ra, &packed))
         return unpack(packed);
     struct rule rule = compute(ra);
-    store(ra, pack(rule));
+    store_in(entry_for(ra), ra, pack(rule));
     return rule;
 }
 

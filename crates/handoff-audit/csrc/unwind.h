@@ -26,4 +26,8 @@ int cfi_init(void);
  * return address not seen before is looked up with libgcc's _Unwind_Find_FDE). */
 int cfi_backtrace(void **pc, int depth, uintptr_t stack_hi);
 
+/* Empties the cache: after a dlclose, another object may be mapped where the closed one was,
+ * with other rules at the same addresses. */
+void cfi_forget(void);
+
 #endif

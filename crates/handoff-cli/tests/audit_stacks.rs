@@ -6,21 +6,27 @@
 
 mod audit_support;
 
+use std::process::Command;
+
 use audit_support::{audited, compile_at, native};
 
 /// Per process: (stacks compared, stacks unwound by libgcc alone); panics on any difference.
 fn tallies(stderr: &[u8]) -> Vec<(u64, u64)> {
     let text = String::from_utf8_lossy(stderr);
     assert!(!text.contains("stacks differ"), "{text}");
-    text.lines()
+    let counts: Vec<(u64, u64, u64)> = text
+        .lines()
         .filter_map(|line| {
+            // handoff-audit: pid P: N stacks unwound by the cache, D of them unlike libgcc's; L by libgcc alone
             let rest = line.strip_prefix("handoff-audit: pid ")?;
             let words: Vec<&str> = rest.split_whitespace().collect();
-            let compared = words.get(1)?.parse().ok()?;
-            let alone = words.iter().rev().nth(3)?.parse().ok()?;
-            Some((compared, alone))
+            let number = |i: usize| words.get(i)?.trim_end_matches(';').parse::<u64>().ok();
+            Some((number(1)?, number(7)?, number(12)?))
         })
-        .collect()
+        .collect();
+    assert!(!counts.is_empty(), "no tallies in: {text}");
+    assert!(counts.iter().all(|c| c.1 == 0), "{text}");
+    counts.iter().map(|c| (c.0, c.2)).collect()
 }
 
 /// Deep recursion, a variable-length array, several epilogues, a qsort callback, threads and
@@ -74,5 +80,51 @@ fn cached_stacks_are_libgccs_in_real_programs() {
     assert!(
         alone * 20 <= compared,
         "the cache unwinds nearly all: {counts:?}"
+    );
+}
+
+/// A plugin unloaded and another loaded at the same address, with the same code offsets but a
+/// different frame: the rules cached for the first must not unwind the second (the audit
+/// empties its cache at each dlclose).
+#[test]
+fn a_plugin_loaded_where_another_was_gets_its_own_rules() {
+    let sources =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/audit_corpus/plugins");
+    let dir = tempfile::tempdir().unwrap();
+    let cc = || Command::new(std::env::var_os("CC").unwrap_or_else(|| "cc".into()));
+    for (name, frame) in [("small.so", 400), ("large.so", 4000)] {
+        let status = cc()
+            .args([
+                "-O2",
+                "-g",
+                "-shared",
+                "-fPIC",
+                &format!("-DFRAME={frame}"),
+                "-o",
+            ])
+            .arg(dir.path().join(name))
+            .arg(sources.join("plugin.c"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let host = dir.path().join("host");
+    let status = cc()
+        .args(["-O2", "-g", "-o"])
+        .arg(&host)
+        .arg(sources.join("host.c"))
+        .arg("-ldl")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let plugins = ["./small.so", "./large.so", "./small.so", "./large.so"];
+    let audit = audited(&["--check-stacks"], &host, &plugins, dir.path());
+    assert_eq!(audit.output.stdout, b"0\n0\n0\n0\n", "{:?}", audit.output);
+    assert!(audit.findings.is_empty(), "{}", audit.report);
+    let counts = tallies(&audit.output.stderr);
+    assert_eq!(
+        counts,
+        [(8, 0)],
+        "one process, 4 opens and 4 closes, all by the cache"
     );
 }
