@@ -61,6 +61,7 @@ struct slot {
     unsigned int gen;          /* bumped at every open and close of the number */
     unsigned int tomb_seq;     /* which quarantine entry placed the tombstone */
     const void *owner;         /* FILE*, DIR*, or a NUL-terminated tag */
+    const char *label;         /* who holds that FILE* (a tag from handoff's CStream), or NULL */
     const char *open_call, *close_call;
     struct stack opened, closed;
 };
@@ -85,6 +86,7 @@ static void *self_base;
 struct finding {
     const char *kind, *call, *prev_call, *open_call;
     const void *owner;
+    const char *label;
     int owner_kind, fd, quarantined;
     unsigned long id; /* nonzero: may be retracted (a close that may belong to a loop) */
     struct stack stack, previous, opened;
@@ -392,7 +394,11 @@ static void emit(const struct finding *f) {
     }
     if (f->quarantined)
         put(&b, "Q\n");
-    if (f->owner_kind == O_FILE)
+    if (f->owner_kind == O_FILE && f->label) {
+        put(&b, "W\t");
+        put(&b, f->label);
+        put(&b, " (FILE*)\n");
+    } else if (f->owner_kind == O_FILE)
         put(&b, "W\tFILE*\n");
     else if (f->owner_kind == O_DIR)
         put(&b, "W\tDIR*\n");
@@ -469,6 +475,7 @@ static void describe(struct finding *f, const char *kind, int fd, const char *ca
     f->open_call = s->opened.n ? s->open_call : NULL;
     f->owner_kind = s->owner_kind;
     f->owner = s->owner;
+    f->label = s->label;
     f->quarantined = s->state == S_TOMB;
     f->id = 0;
     f->stack = *now;
@@ -576,6 +583,7 @@ static void mark_open(int fd, const char *call, const struct stack *st, int owne
     s->tracked = 1;
     s->owner_kind = (unsigned char)owner_kind;
     s->owner = owner;
+    s->label = NULL;
     s->owner_hurt = 0;
     s->open_call = call;
     s->opened = *st;
@@ -806,8 +814,11 @@ static int dup_onto(int hooked, int r, int target, const char *call) {
         struct slot *s = &table[r];
         int keep_owner = s->state == S_OPEN && s->owner_kind != O_NONE;
         const void *owner = s->owner;
+        const char *label = s->label;
         int kind = s->owner_kind;
         mark_open(r, call, &st, keep_owner ? kind : O_NONE, keep_owner ? owner : NULL);
+        if (keep_owner)
+            s->label = label;
         unlock_table();
         errno = saved;
     }
@@ -894,6 +905,7 @@ static void wrapped(int fd, const char *call, int owner_kind, const void *owner)
     else if (s->owner_kind == O_NONE) {
         s->owner_kind = owner_kind;
         s->owner = owner;
+        s->label = NULL;
     }
     unlock_table();
     errno = saved;
@@ -1240,6 +1252,7 @@ EXPORT void handoff_audit_own(int fd, const char *owner) {
         __atomic_store_n(&s->state, S_OPEN, __ATOMIC_RELAXED);
         s->owner_kind = O_TAG;
         s->owner = owner;
+        s->label = NULL;
         s->owner_hurt = 0;
     }
     unlock_table();
@@ -1254,6 +1267,22 @@ EXPORT void handoff_audit_disown(int fd) {
     if (s->owner_kind == O_TAG) {
         s->owner_kind = O_NONE;
         s->owner = NULL;
+    }
+    unlock_table();
+}
+
+/* The FILE* `f` owns `fd`, held by `label` (handoff's CStream) or, with NULL, by C code. */
+EXPORT void handoff_audit_own_stream(int fd, FILE *f, const char *label) {
+    if (!ready || fd < 0 || fd >= MAX_FDS || !f)
+        return;
+    lock_table();
+    struct slot *s = &table[fd];
+    if (s->state == S_OPEN || s->state == S_UNKNOWN) {
+        __atomic_store_n(&s->state, S_OPEN, __ATOMIC_RELAXED);
+        s->owner_kind = O_FILE;
+        s->owner = f;
+        s->label = label;
+        s->owner_hurt = 0;
     }
     unlock_table();
 }

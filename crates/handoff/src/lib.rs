@@ -41,6 +41,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(target_os = "linux")]
+mod audit_tag;
 pub mod crt;
 pub mod limits;
 pub mod pager;

@@ -29,8 +29,6 @@
 //! recognises a full table on every platform. No call can reach the Windows C runtime's
 //! invalid-parameter handler: every descriptor handed to it is one this module owns.
 
-#[cfg(target_os = "linux")]
-mod audit_tag;
 mod fd;
 mod stream;
 

@@ -71,7 +71,9 @@ impl CStream {
             Some(file) => {
                 // The stream owns the descriptor now.
                 let _ = fd.into_raw();
-                Ok(CStream { file })
+                let stream = CStream { file };
+                stream.announce(Some(c"handoff::crt::CStream"));
+                Ok(stream)
             }
             None => Err(sys::fdopen_error()),
         }
@@ -115,7 +117,18 @@ impl CStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub unsafe fn from_raw(file: NonNull<libc::FILE>) -> CStream {
-        CStream { file }
+        let stream = CStream { file };
+        stream.announce(Some(c"handoff::crt::CStream"));
+        stream
+    }
+
+    /// Tells `handoff audit` (when it is watching) that this stream owns its descriptor and
+    /// who holds the stream: a `CStream`, or with `None` C code it was handed to.
+    fn announce(&self, holder: Option<&'static std::ffi::CStr>) {
+        #[cfg(target_os = "linux")]
+        crate::audit_tag::own_stream(self.fileno(), self.file.as_ptr(), holder);
+        #[cfg(not(target_os = "linux"))]
+        let _ = holder;
     }
 
     /// Lends the `FILE*` to a C call that does not close it.
@@ -146,6 +159,7 @@ impl CStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn into_raw(self) -> NonNull<libc::FILE> {
+        self.announce(None);
         ManuallyDrop::new(self).file
     }
 

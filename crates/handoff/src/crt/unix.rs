@@ -13,14 +13,14 @@ pub(super) fn open_crt(fd: OwnedFd, access: Access) -> io::Result<c_int> {
     }
     let raw = fd.into_raw_fd();
     #[cfg(target_os = "linux")]
-    super::audit_tag::own(raw, c"handoff::crt::CrtFd");
+    crate::audit_tag::own(raw, c"handoff::crt::CrtFd");
     Ok(raw)
 }
 
 /// `fd` leaves the `CrtFd` (closed by it, or handed to a C call that closes it).
 pub(super) fn disown(fd: c_int) {
     #[cfg(target_os = "linux")]
-    super::audit_tag::disown(fd);
+    crate::audit_tag::disown(fd);
     #[cfg(not(target_os = "linux"))]
     let _ = fd;
 }

@@ -19,6 +19,13 @@ use super::backing::{self, Opened, RawDescriptor};
 use super::error::{PageInError, PageInErrorKind};
 use super::OpenOptions;
 
+/// `fd` is resident in the pager from now on: `handoff audit` names the pager as its owner.
+fn owned_by_pager(fd: RawDescriptor) -> RawDescriptor {
+    #[cfg(target_os = "linux")]
+    crate::audit_tag::own(fd, c"handoff::pager::Pager");
+    fd
+}
+
 /// What makes a file the same file: device, inode and, where the file system records it
 /// (`statx` on Linux), birth time, which tells a recycled inode number from the original.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,7 +241,7 @@ impl backing::Backing for Backing {
     }
 
     fn into_descriptor(file: File) -> RawDescriptor {
-        file.into_raw_fd()
+        owned_by_pager(file.into_raw_fd())
     }
 
     /// Keeps `reopen` in the entry (nobody else sees the slot yet). `false` if the path cannot
@@ -306,7 +313,7 @@ impl backing::Backing for Backing {
                 Some(io::Error::last_os_error()),
             ));
         }
-        Ok(file.into_raw_fd())
+        Ok(owned_by_pager(file.into_raw_fd()))
     }
 
     /// Forgets the facts (the slot is being freed; LOCKED is held).
@@ -326,6 +333,8 @@ impl backing::Backing for Backing {
     }
 
     unsafe fn close(fd: RawDescriptor) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        crate::audit_tag::disown(fd);
         // SAFETY: the caller owns `fd` and gives it up here, once.
         let result = unsafe { libc::close(fd) };
         #[cfg(test)]
