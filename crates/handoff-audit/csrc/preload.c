@@ -151,6 +151,8 @@ REAL(FILE *, popen, const char *, const char *)
 REAL(int, pclose, FILE *)
 REAL(DIR *, opendir, const char *)
 REAL(DIR *, fdopendir, int)
+REAL(struct dirent *, readdir, DIR *)
+REAL(struct dirent64 *, readdir64, DIR *)
 REAL(int, closedir, DIR *)
 REAL(int, close, int)
 REAL(int, dlclose, void *)
@@ -980,6 +982,87 @@ EXPORT FILE *fdopen(int fd, const char *mode) {
     return f;
 }
 
+/* ---- listings of this process's descriptors ------------------------------------------ */
+
+/* Tombstones are descriptors the program never opened: a program that lists /proc/self/fd
+ * (to count its descriptors, or to close them all) must not see them. The DIR*s open on such a
+ * listing are kept here; readdir skips the tombstones' entries in them. */
+enum { MAX_LISTINGS = 16 };
+static DIR *listings[MAX_LISTINGS];
+static int listings_open;
+
+static int is_fd_listing(const char *path) {
+    char own[32];
+    snprintf(own, sizeof own, "/proc/%d/fd", (int)getpid());
+    const char *names[] = {"/proc/self/fd", "/dev/fd", "/proc/thread-self/fd", own};
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i]) == len && memcmp(names[i], path, len) == 0)
+            return 1;
+    return 0;
+}
+
+static void listing_opened(DIR *d) {
+    lock_table();
+    for (int i = 0; i < MAX_LISTINGS; i++) {
+        if (!listings[i]) {
+            __atomic_store_n(&listings[i], d, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&listings_open, 1, __ATOMIC_RELEASE);
+            break;
+        }
+    }
+    unlock_table();
+}
+
+static void listing_closed(DIR *d) {
+    if (!__atomic_load_n(&listings_open, __ATOMIC_ACQUIRE))
+        return;
+    lock_table();
+    for (int i = 0; i < MAX_LISTINGS; i++) {
+        if (listings[i] == d) {
+            __atomic_store_n(&listings[i], NULL, __ATOMIC_RELAXED);
+            __atomic_sub_fetch(&listings_open, 1, __ATOMIC_RELEASE);
+            break;
+        }
+    }
+    unlock_table();
+}
+
+static int is_listing(DIR *d) {
+    if (!d || !__atomic_load_n(&listings_open, __ATOMIC_ACQUIRE))
+        return 0;
+    for (int i = 0; i < MAX_LISTINGS; i++)
+        if (__atomic_load_n(&listings[i], __ATOMIC_RELAXED) == d)
+            return 1;
+    return 0;
+}
+
+/* Whether a listing's entry names a tombstone. */
+static int names_tomb(const char *name) {
+    if (name[0] < '0' || name[0] > '9')
+        return 0;
+    long fd = strtol(name, NULL, 10);
+    return fd >= 3 && fd < MAX_FDS && __atomic_load_n(&table[fd].state, __ATOMIC_RELAXED) == S_TOMB;
+}
+
+EXPORT struct dirent *readdir(DIR *d) {
+    struct dirent *e = real_readdir()(d);
+    if (is_listing(d) && !in_hook)
+        while (e && names_tomb(e->d_name))
+            e = real_readdir()(d);
+    return e;
+}
+
+EXPORT struct dirent64 *readdir64(DIR *d) {
+    struct dirent64 *e = real_readdir64()(d);
+    if (is_listing(d) && !in_hook)
+        while (e && names_tomb(e->d_name))
+            e = real_readdir64()(d);
+    return e;
+}
+
 EXPORT DIR *opendir(const char *path) {
     ENTER();
     DIR *d = real_opendir()(path);
@@ -988,6 +1071,8 @@ EXPORT DIR *opendir(const char *path) {
     if (d) {
         int saved = errno;
         opened(hooked_, dirfd(d), "opendir", O_DIR, d);
+        if (hooked_ && is_fd_listing(path))
+            listing_opened(d);
         errno = saved;
     }
     LEAVE();
@@ -1070,6 +1155,7 @@ static void owner_closed(int fd, const char *call, unsigned int gen, const struc
 EXPORT int fclose(FILE *f) { OWNER_CLOSE("fclose", O_FILE, f, fileno(f), real_fclose()(f)); }
 EXPORT int pclose(FILE *f) { OWNER_CLOSE("pclose", O_FILE, f, fileno(f), real_pclose()(f)); }
 EXPORT int closedir(DIR *d) {
+    listing_closed(d);
     OWNER_CLOSE("closedir", O_DIR, d, dirfd(d), real_closedir()(d));
 }
 

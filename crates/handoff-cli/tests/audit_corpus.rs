@@ -181,6 +181,12 @@ fn error_exitcode_only_when_something_was_found() {
     assert_eq!(audit.output.status.code(), Some(7));
 }
 
+/// The quarantine's tombstones are not in the program's own listings of its descriptors.
+#[test]
+fn descriptor_listings_do_not_show_tombstones() {
+    clean("fd_listing", &[]);
+}
+
 #[test]
 fn threads_racing_opens_and_closes() {
     clean("threads", &[]);
