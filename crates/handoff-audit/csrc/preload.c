@@ -156,6 +156,7 @@ REAL(struct dirent64 *, readdir64, DIR *)
 REAL(int, closedir, DIR *)
 REAL(int, close, int)
 REAL(int, dlclose, void *)
+REAL(void, __deregister_frame, void *)
 REAL(int, close_range, unsigned int, unsigned int, int)
 REAL(void, closefrom, int)
 REAL(pid_t, fork, void)
@@ -1159,7 +1160,7 @@ EXPORT int closedir(DIR *d) {
     OWNER_CLOSE("closedir", O_DIR, d, dirfd(d), real_closedir()(d));
 }
 
-/* ---- dlclose ------------------------------------------------------------------------ */
+/* ---- dlclose, __deregister_frame ---------------------------------------------------- */
 
 /* The unwinder's cache keys rules by address; an object loaded later where this one was
  * must not inherit them. */
@@ -1167,6 +1168,16 @@ EXPORT int dlclose(void *handle) {
     int result = real_dlclose()(handle);
     cfi_forget();
     return result;
+}
+
+/* A JIT (LLVM's, Wasmtime, LuaJIT) gives up code whose CFI it registered with libgcc: other
+ * code, with other rules, may be written at the same addresses next. (A JIT that finds
+ * __deregister_frame with dlsym instead of linking to it is not seen.) */
+EXPORT void __deregister_frame(void *begin) {
+    __deregister_frame_fn real = real___deregister_frame();
+    if (real)
+        real(begin);
+    cfi_forget();
 }
 
 /* ---- close -------------------------------------------------------------------------- */

@@ -28,7 +28,8 @@ int cfi_init(void);
 int cfi_backtrace(void **pc, int depth, uintptr_t stack_hi);
 
 /* Empties the cache: after a dlclose, another object may be mapped where the closed one was,
- * with other rules at the same addresses. */
+ * with other rules at the same addresses; after a __deregister_frame, a JIT may write other
+ * code where the deregistered code was. */
 void cfi_forget(void);
 
 #endif
