@@ -187,6 +187,15 @@ fn descriptor_listings_do_not_show_tombstones() {
     clean("fd_listing", &[]);
 }
 
+/// Nor in the other usual listings: scandir (glibc opens and reads the directory without going
+/// through opendir/readdir), fdopendir of an fd opened on /proc/self/fd, a relative path, a
+/// thread's /proc/self/task/TID/fd, /proc/self/fdinfo; and a close-all loop driven by a
+/// listing never closes a tombstone (natively every one of its closes succeeds).
+#[test]
+fn other_descriptor_listings_do_not_show_tombstones() {
+    clean("fd_listing_more", &[]);
+}
+
 #[test]
 fn threads_racing_opens_and_closes() {
     clean("threads", &[]);
