@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -992,17 +993,72 @@ enum { MAX_LISTINGS = 16 };
 static DIR *listings[MAX_LISTINGS];
 static int listings_open;
 
-static int is_fd_listing(const char *path) {
-    char own[32];
-    snprintf(own, sizeof own, "/proc/%d/fd", (int)getpid());
-    const char *names[] = {"/proc/self/fd", "/dev/fd", "/proc/thread-self/fd", own};
+/* Whether `resolved` (a path without symbolic links, as realpath or /proc/self/fd/N give it)
+ * is this process's descriptor directory: /proc/P/fd, /proc/P/task/T/fd or their fdinfo, P this
+ * process or one of its threads (/proc/self/fd, /dev/fd and /proc/thread-self/fd resolve to
+ * these). errno is kept. */
+static int own_fd_dir(const char *resolved) {
+    if (strncmp(resolved, "/proc/", 6) != 0 || resolved[6] < '0' || resolved[6] > '9')
+        return 0;
+    char *end;
+    long pid = strtol(resolved + 6, &end, 10);
+    int ours = pid == getpid();
+    if (strncmp(end, "/task/", 6) == 0) { /* a thread of P */
+        if (end[6] < '0' || end[6] > '9')
+            return 0;
+        strtol(end + 6, &end, 10);
+    } else if (!ours) { /* /proc/T/fd: T one of this process's threads? */
+        char task[48];
+        snprintf(task, sizeof task, "/proc/self/task/%ld", pid);
+        int saved = errno;
+        ours = access(task, F_OK) == 0;
+        errno = saved;
+    }
+    return ours && (strcmp(end, "/fd") == 0 || strcmp(end, "/fdinfo") == 0);
+}
+
+/* Whether the directory open on `fd` is this process's descriptor directory. errno is kept. */
+static int is_fd_listing(int fd) {
+    char link[32], target[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    int saved = errno;
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    errno = saved;
+    if (n <= 0 || n >= (ssize_t)sizeof target - 1)
+        return 0;
+    target[n] = 0;
+    return own_fd_dir(target);
+}
+
+/* Whether `path` may name a descriptor directory (its last component is fd or fdinfo): only
+ * then is the directory looked at more closely. */
+static int may_be_fd_listing(const char *path) {
     size_t len = strlen(path);
     while (len > 1 && path[len - 1] == '/')
         len--;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strlen(names[i]) == len && memcmp(names[i], path, len) == 0)
-            return 1;
-    return 0;
+    size_t start = len;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    return (len - start == 2 && memcmp(path + start, "fd", 2) == 0) ||
+           (len - start == 6 && memcmp(path + start, "fdinfo", 6) == 0);
+}
+
+/* Whether `path`, relative to the directory `dir` (or AT_FDCWD), is this process's descriptor
+ * directory (for scandir, which opens the directory without going through opendir). */
+static int path_is_fd_listing(int dir, const char *path) {
+    if (!may_be_fd_listing(path))
+        return 0;
+    char joined[PATH_MAX], resolved[PATH_MAX];
+    if (path[0] != '/' && dir != AT_FDCWD) {
+        int len = snprintf(joined, sizeof joined, "/proc/self/fd/%d/%s", dir, path);
+        if (len < 0 || len >= (int)sizeof joined)
+            return 0;
+        path = joined;
+    }
+    int saved = errno;
+    int found = realpath(path, resolved) && own_fd_dir(resolved);
+    errno = saved;
+    return found;
 }
 
 static void listing_opened(DIR *d) {
@@ -1064,6 +1120,56 @@ EXPORT struct dirent64 *readdir64(DIR *d) {
     return e;
 }
 
+/* scandir reads the directory inside libc: its filter is wrapped to leave out the tombstones
+ * (per thread: a filter that calls scandir itself gets its own). */
+typedef int (*select_fn)(const struct dirent *);
+typedef int (*select64_fn)(const struct dirent64 *);
+typedef int (*compare_fn)(const struct dirent **, const struct dirent **);
+typedef int (*compare64_fn)(const struct dirent64 **, const struct dirent64 **);
+REAL(int, scandirat, int, const char *, struct dirent ***, select_fn, compare_fn)
+REAL(int, scandirat64, int, const char *, struct dirent64 ***, select64_fn, compare64_fn)
+static TLS select_fn scan_select;
+static TLS select64_fn scan_select64;
+
+static int select_no_tomb(const struct dirent *e) {
+    return !names_tomb(e->d_name) && (!scan_select || scan_select(e));
+}
+
+static int select64_no_tomb(const struct dirent64 *e) {
+    return !names_tomb(e->d_name) && (!scan_select64 || scan_select64(e));
+}
+
+EXPORT int scandirat(int dir, const char *path, struct dirent ***list, select_fn select,
+                     compare_fn compare) {
+    if (!ready || in_hook || !path_is_fd_listing(dir, path))
+        return real_scandirat()(dir, path, list, select, compare);
+    select_fn outer = scan_select;
+    scan_select = select;
+    int r = real_scandirat()(dir, path, list, select_no_tomb, compare);
+    scan_select = outer;
+    return r;
+}
+
+EXPORT int scandirat64(int dir, const char *path, struct dirent64 ***list, select64_fn select,
+                       compare64_fn compare) {
+    if (!ready || in_hook || !path_is_fd_listing(dir, path))
+        return real_scandirat64()(dir, path, list, select, compare);
+    select64_fn outer = scan_select64;
+    scan_select64 = select;
+    int r = real_scandirat64()(dir, path, list, select64_no_tomb, compare);
+    scan_select64 = outer;
+    return r;
+}
+
+EXPORT int scandir(const char *path, struct dirent ***list, select_fn select, compare_fn compare) {
+    return scandirat(AT_FDCWD, path, list, select, compare);
+}
+
+EXPORT int scandir64(const char *path, struct dirent64 ***list, select64_fn select,
+                     compare64_fn compare) {
+    return scandirat64(AT_FDCWD, path, list, select, compare);
+}
+
 EXPORT DIR *opendir(const char *path) {
     ENTER();
     DIR *d = real_opendir()(path);
@@ -1072,7 +1178,7 @@ EXPORT DIR *opendir(const char *path) {
     if (d) {
         int saved = errno;
         opened(hooked_, dirfd(d), "opendir", O_DIR, d);
-        if (hooked_ && is_fd_listing(path))
+        if (hooked_ && may_be_fd_listing(path) && is_fd_listing(dirfd(d)))
             listing_opened(d);
         errno = saved;
     }
@@ -1085,8 +1191,11 @@ EXPORT DIR *fdopendir(int fd) {
         return NULL;
     ENTER();
     DIR *d = real_fdopendir()(fd);
-    if (hooked_ && d)
+    if (hooked_ && d) {
         wrapped(fd, "fdopendir", O_DIR, d);
+        if (is_fd_listing(fd))
+            listing_opened(d);
+    }
     LEAVE();
     return d;
 }
