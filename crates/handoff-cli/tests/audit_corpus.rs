@@ -196,6 +196,13 @@ fn other_descriptor_listings_do_not_show_tombstones() {
     clean("fd_listing_more", &[]);
 }
 
+/// A close-all loop over a listing read while the quarantine gave tombstones back: none of its
+/// closes fails (natively none does).
+#[test]
+fn a_close_all_loop_over_a_listing_closes_no_given_back_tombstone() {
+    clean("fd_listing_close_all", &[]);
+}
+
 #[test]
 fn threads_racing_opens_and_closes() {
     clean("threads", &[]);
