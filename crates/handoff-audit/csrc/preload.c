@@ -61,6 +61,7 @@ struct slot {
     unsigned char tracked;     /* opened while the library was watching (not inherited) */
     unsigned int gen;          /* bumped at every open and close of the number */
     unsigned int tomb_seq;     /* which quarantine entry placed the tombstone */
+    unsigned long released;    /* the release batch that last gave its tombstone back */
     const void *owner;         /* FILE*, DIR*, or a NUL-terminated tag */
     const char *label;         /* who holds that FILE* (a tag from handoff's CStream), or NULL */
     const char *open_call, *close_call;
@@ -75,6 +76,7 @@ static struct {
 } ring[2 * MAX_QUARANTINE];
 static int ring_head, ring_len, quarantine_k = 64;
 static unsigned int tomb_seq_next;
+static unsigned long release_batches; /* batches of tombstones given back so far */
 
 static int ready, leaks;
 static char report_dir[512];
@@ -503,12 +505,14 @@ static int tomb_valid(int index) {
 static int release_oldest(int count) {
     static unsigned char marked[MAX_FDS]; /* scratch, used with the lock held */
     int capacity = 2 * quarantine_k, lo = MAX_FDS, hi = -1, released = 0;
+    unsigned long batch = __atomic_add_fetch(&release_batches, 1, __ATOMIC_RELAXED);
     for (int i = 0; i < count; i++) {
         int index = (ring_head + i) % capacity;
         if (!tomb_valid(index))
             continue;
         int fd = ring[index].fd;
         marked[fd] = 1;
+        __atomic_store_n(&table[fd].released, batch, __ATOMIC_RELAXED);
         __atomic_store_n(&table[fd].state, S_CLOSED, __ATOMIC_RELAXED);
         lo = fd < lo ? fd : lo;
         hi = fd > hi ? fd : hi;
@@ -991,6 +995,9 @@ EXPORT FILE *fdopen(int fd, const char *mode) {
  * listing are kept here; readdir skips the tombstones' entries in them. */
 enum { MAX_LISTINGS = 16 };
 static DIR *listings[MAX_LISTINGS];
+/* The release batch when each listing was opened: a tombstone given back since may still be
+ * in the kernel's answer read at the first readdir (the number was not open natively then). */
+static unsigned long listing_since[MAX_LISTINGS];
 static int listings_open;
 
 /* Whether `resolved` (a path without symbolic links, as realpath or /proc/self/fd/N give it)
@@ -1065,7 +1072,8 @@ static void listing_opened(DIR *d) {
     lock_table();
     for (int i = 0; i < MAX_LISTINGS; i++) {
         if (!listings[i]) {
-            __atomic_store_n(&listings[i], d, __ATOMIC_RELAXED);
+            __atomic_store_n(&listing_since[i], release_batches, __ATOMIC_RELAXED);
+            __atomic_store_n(&listings[i], d, __ATOMIC_RELEASE);
             __atomic_add_fetch(&listings_open, 1, __ATOMIC_RELEASE);
             break;
         }
@@ -1087,35 +1095,46 @@ static void listing_closed(DIR *d) {
     unlock_table();
 }
 
-static int is_listing(DIR *d) {
+/* Whether `d` is a listing, and then the release batch when it was opened. */
+static int is_listing(DIR *d, unsigned long *since) {
     if (!d || !__atomic_load_n(&listings_open, __ATOMIC_ACQUIRE))
         return 0;
-    for (int i = 0; i < MAX_LISTINGS; i++)
-        if (__atomic_load_n(&listings[i], __ATOMIC_RELAXED) == d)
+    for (int i = 0; i < MAX_LISTINGS; i++) {
+        if (__atomic_load_n(&listings[i], __ATOMIC_ACQUIRE) == d) {
+            *since = __atomic_load_n(&listing_since[i], __ATOMIC_RELAXED);
             return 1;
+        }
+    }
     return 0;
 }
 
-/* Whether a listing's entry names a tombstone. */
-static int names_tomb(const char *name) {
+/* Whether a listing's entry names a tombstone, or one given back after the listing was
+ * opened (`since`) and not reused: the kernel listed it while it was a tombstone. */
+static int names_tomb(const char *name, unsigned long since) {
     if (name[0] < '0' || name[0] > '9')
         return 0;
     long fd = strtol(name, NULL, 10);
-    return fd >= 3 && fd < MAX_FDS && __atomic_load_n(&table[fd].state, __ATOMIC_RELAXED) == S_TOMB;
+    if (fd < 3 || fd >= MAX_FDS)
+        return 0;
+    unsigned char state = __atomic_load_n(&table[fd].state, __ATOMIC_RELAXED);
+    return state == S_TOMB ||
+           (state == S_CLOSED && __atomic_load_n(&table[fd].released, __ATOMIC_RELAXED) > since);
 }
 
 EXPORT struct dirent *readdir(DIR *d) {
     struct dirent *e = real_readdir()(d);
-    if (is_listing(d) && !in_hook)
-        while (e && names_tomb(e->d_name))
+    unsigned long since;
+    if (is_listing(d, &since) && !in_hook)
+        while (e && names_tomb(e->d_name, since))
             e = real_readdir()(d);
     return e;
 }
 
 EXPORT struct dirent64 *readdir64(DIR *d) {
     struct dirent64 *e = real_readdir64()(d);
-    if (is_listing(d) && !in_hook)
-        while (e && names_tomb(e->d_name))
+    unsigned long since;
+    if (is_listing(d, &since) && !in_hook)
+        while (e && names_tomb(e->d_name, since))
             e = real_readdir64()(d);
     return e;
 }
@@ -1130,13 +1149,14 @@ REAL(int, scandirat, int, const char *, struct dirent ***, select_fn, compare_fn
 REAL(int, scandirat64, int, const char *, struct dirent64 ***, select64_fn, compare64_fn)
 static TLS select_fn scan_select;
 static TLS select64_fn scan_select64;
+static TLS unsigned long scan_since;
 
 static int select_no_tomb(const struct dirent *e) {
-    return !names_tomb(e->d_name) && (!scan_select || scan_select(e));
+    return !names_tomb(e->d_name, scan_since) && (!scan_select || scan_select(e));
 }
 
 static int select64_no_tomb(const struct dirent64 *e) {
-    return !names_tomb(e->d_name) && (!scan_select64 || scan_select64(e));
+    return !names_tomb(e->d_name, scan_since) && (!scan_select64 || scan_select64(e));
 }
 
 EXPORT int scandirat(int dir, const char *path, struct dirent ***list, select_fn select,
@@ -1144,9 +1164,12 @@ EXPORT int scandirat(int dir, const char *path, struct dirent ***list, select_fn
     if (!ready || in_hook || !path_is_fd_listing(dir, path))
         return real_scandirat()(dir, path, list, select, compare);
     select_fn outer = scan_select;
+    unsigned long outer_since = scan_since;
     scan_select = select;
+    scan_since = __atomic_load_n(&release_batches, __ATOMIC_RELAXED);
     int r = real_scandirat()(dir, path, list, select_no_tomb, compare);
     scan_select = outer;
+    scan_since = outer_since;
     return r;
 }
 
@@ -1155,9 +1178,12 @@ EXPORT int scandirat64(int dir, const char *path, struct dirent64 ***list, selec
     if (!ready || in_hook || !path_is_fd_listing(dir, path))
         return real_scandirat64()(dir, path, list, select, compare);
     select64_fn outer = scan_select64;
+    unsigned long outer_since = scan_since;
     scan_select64 = select;
+    scan_since = __atomic_load_n(&release_batches, __ATOMIC_RELAXED);
     int r = real_scandirat64()(dir, path, list, select64_no_tomb, compare);
     scan_select64 = outer;
+    scan_since = outer_since;
     return r;
 }
 
