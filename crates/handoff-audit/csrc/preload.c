@@ -1055,7 +1055,7 @@ static int may_be_fd_listing(const char *path) {
 static int path_is_fd_listing(int dir, const char *path) {
     if (!may_be_fd_listing(path))
         return 0;
-    char joined[PATH_MAX], resolved[PATH_MAX];
+    char joined[256], resolved[PATH_MAX]; /* a longer relative path is not a listing's */
     if (path[0] != '/' && dir != AT_FDCWD) {
         int len = snprintf(joined, sizeof joined, "/proc/self/fd/%d/%s", dir, path);
         if (len < 0 || len >= (int)sizeof joined)
