@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -60,6 +61,7 @@ struct slot {
     unsigned char tracked;     /* opened while the library was watching (not inherited) */
     unsigned int gen;          /* bumped at every open and close of the number */
     unsigned int tomb_seq;     /* which quarantine entry placed the tombstone */
+    unsigned long released;    /* the release batch that last gave its tombstone back */
     const void *owner;         /* FILE*, DIR*, or a NUL-terminated tag */
     const char *label;         /* who holds that FILE* (a tag from handoff's CStream), or NULL */
     const char *open_call, *close_call;
@@ -74,6 +76,7 @@ static struct {
 } ring[2 * MAX_QUARANTINE];
 static int ring_head, ring_len, quarantine_k = 64;
 static unsigned int tomb_seq_next;
+static unsigned long release_batches; /* batches of tombstones given back so far */
 
 static int ready, leaks;
 static char report_dir[512];
@@ -156,6 +159,7 @@ REAL(struct dirent64 *, readdir64, DIR *)
 REAL(int, closedir, DIR *)
 REAL(int, close, int)
 REAL(int, dlclose, void *)
+REAL(void, __deregister_frame, void *)
 REAL(int, close_range, unsigned int, unsigned int, int)
 REAL(void, closefrom, int)
 REAL(pid_t, fork, void)
@@ -501,12 +505,14 @@ static int tomb_valid(int index) {
 static int release_oldest(int count) {
     static unsigned char marked[MAX_FDS]; /* scratch, used with the lock held */
     int capacity = 2 * quarantine_k, lo = MAX_FDS, hi = -1, released = 0;
+    unsigned long batch = __atomic_add_fetch(&release_batches, 1, __ATOMIC_RELAXED);
     for (int i = 0; i < count; i++) {
         int index = (ring_head + i) % capacity;
         if (!tomb_valid(index))
             continue;
         int fd = ring[index].fd;
         marked[fd] = 1;
+        __atomic_store_n(&table[fd].released, batch, __ATOMIC_RELAXED);
         __atomic_store_n(&table[fd].state, S_CLOSED, __ATOMIC_RELAXED);
         lo = fd < lo ? fd : lo;
         hi = fd > hi ? fd : hi;
@@ -989,26 +995,85 @@ EXPORT FILE *fdopen(int fd, const char *mode) {
  * listing are kept here; readdir skips the tombstones' entries in them. */
 enum { MAX_LISTINGS = 16 };
 static DIR *listings[MAX_LISTINGS];
+/* The release batch when each listing was opened: a tombstone given back since may still be
+ * in the kernel's answer read at the first readdir (the number was not open natively then). */
+static unsigned long listing_since[MAX_LISTINGS];
 static int listings_open;
 
-static int is_fd_listing(const char *path) {
-    char own[32];
-    snprintf(own, sizeof own, "/proc/%d/fd", (int)getpid());
-    const char *names[] = {"/proc/self/fd", "/dev/fd", "/proc/thread-self/fd", own};
+/* Whether `resolved` (a path without symbolic links, as realpath or /proc/self/fd/N give it)
+ * is this process's descriptor directory: /proc/P/fd, /proc/P/task/T/fd or their fdinfo, P this
+ * process or one of its threads (/proc/self/fd, /dev/fd and /proc/thread-self/fd resolve to
+ * these). errno is kept. */
+static int own_fd_dir(const char *resolved) {
+    if (strncmp(resolved, "/proc/", 6) != 0 || resolved[6] < '0' || resolved[6] > '9')
+        return 0;
+    char *end;
+    long pid = strtol(resolved + 6, &end, 10);
+    int ours = pid == getpid();
+    if (strncmp(end, "/task/", 6) == 0) { /* a thread of P */
+        if (end[6] < '0' || end[6] > '9')
+            return 0;
+        strtol(end + 6, &end, 10);
+    } else if (!ours) { /* /proc/T/fd: T one of this process's threads? */
+        char task[48];
+        snprintf(task, sizeof task, "/proc/self/task/%ld", pid);
+        int saved = errno;
+        ours = access(task, F_OK) == 0;
+        errno = saved;
+    }
+    return ours && (strcmp(end, "/fd") == 0 || strcmp(end, "/fdinfo") == 0);
+}
+
+/* Whether the directory open on `fd` is this process's descriptor directory. errno is kept. */
+static int is_fd_listing(int fd) {
+    char link[32], target[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    int saved = errno;
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    errno = saved;
+    if (n <= 0 || n >= (ssize_t)sizeof target - 1)
+        return 0;
+    target[n] = 0;
+    return own_fd_dir(target);
+}
+
+/* Whether `path` may name a descriptor directory (its last component is fd or fdinfo): only
+ * then is the directory looked at more closely. */
+static int may_be_fd_listing(const char *path) {
     size_t len = strlen(path);
     while (len > 1 && path[len - 1] == '/')
         len--;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strlen(names[i]) == len && memcmp(names[i], path, len) == 0)
-            return 1;
-    return 0;
+    size_t start = len;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    return (len - start == 2 && memcmp(path + start, "fd", 2) == 0) ||
+           (len - start == 6 && memcmp(path + start, "fdinfo", 6) == 0);
+}
+
+/* Whether `path`, relative to the directory `dir` (or AT_FDCWD), is this process's descriptor
+ * directory (for scandir, which opens the directory without going through opendir). */
+static int path_is_fd_listing(int dir, const char *path) {
+    if (!may_be_fd_listing(path))
+        return 0;
+    char joined[256], resolved[PATH_MAX]; /* a longer relative path is not a listing's */
+    if (path[0] != '/' && dir != AT_FDCWD) {
+        int len = snprintf(joined, sizeof joined, "/proc/self/fd/%d/%s", dir, path);
+        if (len < 0 || len >= (int)sizeof joined)
+            return 0;
+        path = joined;
+    }
+    int saved = errno;
+    int found = realpath(path, resolved) && own_fd_dir(resolved);
+    errno = saved;
+    return found;
 }
 
 static void listing_opened(DIR *d) {
     lock_table();
     for (int i = 0; i < MAX_LISTINGS; i++) {
         if (!listings[i]) {
-            __atomic_store_n(&listings[i], d, __ATOMIC_RELAXED);
+            __atomic_store_n(&listing_since[i], release_batches, __ATOMIC_RELAXED);
+            __atomic_store_n(&listings[i], d, __ATOMIC_RELEASE);
             __atomic_add_fetch(&listings_open, 1, __ATOMIC_RELEASE);
             break;
         }
@@ -1030,37 +1095,105 @@ static void listing_closed(DIR *d) {
     unlock_table();
 }
 
-static int is_listing(DIR *d) {
+/* Whether `d` is a listing, and then the release batch when it was opened. */
+static int is_listing(DIR *d, unsigned long *since) {
     if (!d || !__atomic_load_n(&listings_open, __ATOMIC_ACQUIRE))
         return 0;
-    for (int i = 0; i < MAX_LISTINGS; i++)
-        if (__atomic_load_n(&listings[i], __ATOMIC_RELAXED) == d)
+    for (int i = 0; i < MAX_LISTINGS; i++) {
+        if (__atomic_load_n(&listings[i], __ATOMIC_ACQUIRE) == d) {
+            *since = __atomic_load_n(&listing_since[i], __ATOMIC_RELAXED);
             return 1;
+        }
+    }
     return 0;
 }
 
-/* Whether a listing's entry names a tombstone. */
-static int names_tomb(const char *name) {
+/* Whether a listing's entry names a tombstone, or one given back after the listing was
+ * opened (`since`) and not reused: the kernel listed it while it was a tombstone. */
+static int names_tomb(const char *name, unsigned long since) {
     if (name[0] < '0' || name[0] > '9')
         return 0;
     long fd = strtol(name, NULL, 10);
-    return fd >= 3 && fd < MAX_FDS && __atomic_load_n(&table[fd].state, __ATOMIC_RELAXED) == S_TOMB;
+    if (fd < 3 || fd >= MAX_FDS)
+        return 0;
+    unsigned char state = __atomic_load_n(&table[fd].state, __ATOMIC_RELAXED);
+    return state == S_TOMB ||
+           (state == S_CLOSED && __atomic_load_n(&table[fd].released, __ATOMIC_RELAXED) > since);
 }
 
 EXPORT struct dirent *readdir(DIR *d) {
     struct dirent *e = real_readdir()(d);
-    if (is_listing(d) && !in_hook)
-        while (e && names_tomb(e->d_name))
+    unsigned long since;
+    if (is_listing(d, &since) && !in_hook)
+        while (e && names_tomb(e->d_name, since))
             e = real_readdir()(d);
     return e;
 }
 
 EXPORT struct dirent64 *readdir64(DIR *d) {
     struct dirent64 *e = real_readdir64()(d);
-    if (is_listing(d) && !in_hook)
-        while (e && names_tomb(e->d_name))
+    unsigned long since;
+    if (is_listing(d, &since) && !in_hook)
+        while (e && names_tomb(e->d_name, since))
             e = real_readdir64()(d);
     return e;
+}
+
+/* scandir reads the directory inside libc: its filter is wrapped to leave out the tombstones
+ * (per thread: a filter that calls scandir itself gets its own). */
+typedef int (*select_fn)(const struct dirent *);
+typedef int (*select64_fn)(const struct dirent64 *);
+typedef int (*compare_fn)(const struct dirent **, const struct dirent **);
+typedef int (*compare64_fn)(const struct dirent64 **, const struct dirent64 **);
+REAL(int, scandirat, int, const char *, struct dirent ***, select_fn, compare_fn)
+REAL(int, scandirat64, int, const char *, struct dirent64 ***, select64_fn, compare64_fn)
+static TLS select_fn scan_select;
+static TLS select64_fn scan_select64;
+static TLS unsigned long scan_since;
+
+static int select_no_tomb(const struct dirent *e) {
+    return !names_tomb(e->d_name, scan_since) && (!scan_select || scan_select(e));
+}
+
+static int select64_no_tomb(const struct dirent64 *e) {
+    return !names_tomb(e->d_name, scan_since) && (!scan_select64 || scan_select64(e));
+}
+
+EXPORT int scandirat(int dir, const char *path, struct dirent ***list, select_fn select,
+                     compare_fn compare) {
+    if (!ready || in_hook || !path_is_fd_listing(dir, path))
+        return real_scandirat()(dir, path, list, select, compare);
+    select_fn outer = scan_select;
+    unsigned long outer_since = scan_since;
+    scan_select = select;
+    scan_since = __atomic_load_n(&release_batches, __ATOMIC_RELAXED);
+    int r = real_scandirat()(dir, path, list, select_no_tomb, compare);
+    scan_select = outer;
+    scan_since = outer_since;
+    return r;
+}
+
+EXPORT int scandirat64(int dir, const char *path, struct dirent64 ***list, select64_fn select,
+                       compare64_fn compare) {
+    if (!ready || in_hook || !path_is_fd_listing(dir, path))
+        return real_scandirat64()(dir, path, list, select, compare);
+    select64_fn outer = scan_select64;
+    unsigned long outer_since = scan_since;
+    scan_select64 = select;
+    scan_since = __atomic_load_n(&release_batches, __ATOMIC_RELAXED);
+    int r = real_scandirat64()(dir, path, list, select64_no_tomb, compare);
+    scan_select64 = outer;
+    scan_since = outer_since;
+    return r;
+}
+
+EXPORT int scandir(const char *path, struct dirent ***list, select_fn select, compare_fn compare) {
+    return scandirat(AT_FDCWD, path, list, select, compare);
+}
+
+EXPORT int scandir64(const char *path, struct dirent64 ***list, select64_fn select,
+                     compare64_fn compare) {
+    return scandirat64(AT_FDCWD, path, list, select, compare);
 }
 
 EXPORT DIR *opendir(const char *path) {
@@ -1071,7 +1204,7 @@ EXPORT DIR *opendir(const char *path) {
     if (d) {
         int saved = errno;
         opened(hooked_, dirfd(d), "opendir", O_DIR, d);
-        if (hooked_ && is_fd_listing(path))
+        if (hooked_ && may_be_fd_listing(path) && is_fd_listing(dirfd(d)))
             listing_opened(d);
         errno = saved;
     }
@@ -1084,8 +1217,11 @@ EXPORT DIR *fdopendir(int fd) {
         return NULL;
     ENTER();
     DIR *d = real_fdopendir()(fd);
-    if (hooked_ && d)
+    if (hooked_ && d) {
         wrapped(fd, "fdopendir", O_DIR, d);
+        if (is_fd_listing(fd))
+            listing_opened(d);
+    }
     LEAVE();
     return d;
 }
@@ -1159,7 +1295,7 @@ EXPORT int closedir(DIR *d) {
     OWNER_CLOSE("closedir", O_DIR, d, dirfd(d), real_closedir()(d));
 }
 
-/* ---- dlclose ------------------------------------------------------------------------ */
+/* ---- dlclose, __deregister_frame ---------------------------------------------------- */
 
 /* The unwinder's cache keys rules by address; an object loaded later where this one was
  * must not inherit them. */
@@ -1167,6 +1303,16 @@ EXPORT int dlclose(void *handle) {
     int result = real_dlclose()(handle);
     cfi_forget();
     return result;
+}
+
+/* A JIT (LLVM's, Wasmtime, LuaJIT) gives up code whose CFI it registered with libgcc: other
+ * code, with other rules, may be written at the same addresses next. (A JIT that finds
+ * __deregister_frame with dlsym instead of linking to it is not seen.) */
+EXPORT void __deregister_frame(void *begin) {
+    __deregister_frame_fn real = real___deregister_frame();
+    if (real)
+        real(begin);
+    cfi_forget();
 }
 
 /* ---- close -------------------------------------------------------------------------- */

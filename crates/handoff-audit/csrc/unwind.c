@@ -8,7 +8,8 @@
  * compiled code has the same shape: CFA = rsp + N or rbp + N, the return address at CFA - 8,
  * rbp either unchanged or saved at CFA + M. Such a row packs into 64 bits; anything else (CFA
  * expressions as in PLT stubs and stack-realigning prologues, signal frames, registers saved in
- * other registers) is cached as "fall back", and the caller unwinds with backtrace().
+ * other registers, a rule for rsp as a stack switch may give) is cached as "fall back", and the
+ * caller unwinds with backtrace().
  *
  * The cache is direct-mapped and shared by all threads; each entry is a seqlock (an odd
  * sequence means a writer is in it; a reader that sees the sequence move or odd treats the
@@ -160,6 +161,7 @@ struct row {
     int cfa_other; /* an expression */
     int rbp_how, ra_how;
     int64_t rbp_off, ra_off;
+    int rsp_how; /* a rule for rsp: the caller's rsp is not the CFA (libgcc loads it) */
 };
 
 struct cie {
@@ -178,6 +180,8 @@ static void set_reg(struct row *row, uint64_t reg, int how, int64_t off) {
     } else if (reg == DW_RA) {
         row->ra_how = how;
         row->ra_off = off;
+    } else if (reg == DW_RSP) {
+        row->rsp_how = how;
     }
 }
 
@@ -186,6 +190,8 @@ static void restore_reg(struct row *row, const struct row *initial, uint64_t reg
         set_reg(row, reg, initial->rbp_how, initial->rbp_off);
     else if (reg == DW_RA)
         set_reg(row, reg, initial->ra_how, initial->ra_off);
+    else if (reg == DW_RSP)
+        set_reg(row, reg, initial->rsp_how, 0);
 }
 
 enum { STATE_DEPTH = 8 };
@@ -397,7 +403,7 @@ static struct rule compute(uintptr_t ra) {
     if (r.bad)
         return fallback;
 
-    struct row row = {DW_RSP, 0, 0, H_SAME, H_SAME, 0, 0};
+    struct row row = {.cfa_reg = DW_RSP, .rbp_how = H_SAME, .ra_how = H_SAME, .rsp_how = H_SAME};
     struct row initial;
     uintptr_t func = (uintptr_t)bases.func;
     struct reader initial_instructions = cie.initial;
@@ -410,7 +416,7 @@ static struct rule compute(uintptr_t ra) {
     if (row.ra_how == H_UNDEFINED)
         return end;
     if (row.cfa_other || (row.cfa_reg != DW_RSP && row.cfa_reg != DW_RBP) ||
-        row.ra_how != H_OFFSET || row.ra_off != -8 ||
+        row.ra_how != H_OFFSET || row.ra_off != -8 || row.rsp_how != H_SAME ||
         (row.rbp_how != H_SAME && row.rbp_how != H_OFFSET) || row.cfa_off < 8 ||
         row.cfa_off > INT32_MAX || row.rbp_off < INT16_MIN || row.rbp_off > INT16_MAX)
         return fallback;

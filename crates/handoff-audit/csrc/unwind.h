@@ -20,14 +20,16 @@ int cfi_init(void);
  * or above it).
  *
  * Returns the number of frames, or -1 when some frame needs more than the cache can express
- * (a CFA expression, a signal frame, a register other than rsp/rbp holding the CFA, a frame
- * without CFI, a frame outside the stack): the caller then unwinds with backtrace(), which
- * handles all of those. Never allocates; safe in any thread, and wherever backtrace() is (a
- * return address not seen before is looked up with libgcc's _Unwind_Find_FDE). */
+ * (a CFA expression, a signal frame, a register other than rsp/rbp holding the CFA, a rule
+ * for rsp, a frame without CFI, a frame outside the stack): the caller then unwinds with
+ * backtrace(), which handles all of those. Never allocates; safe in any thread, and wherever
+ * backtrace() is (a return address not seen before is looked up with libgcc's
+ * _Unwind_Find_FDE). */
 int cfi_backtrace(void **pc, int depth, uintptr_t stack_hi);
 
 /* Empties the cache: after a dlclose, another object may be mapped where the closed one was,
- * with other rules at the same addresses. */
+ * with other rules at the same addresses; after a __deregister_frame, a JIT may write other
+ * code where the deregistered code was. */
 void cfi_forget(void);
 
 #endif

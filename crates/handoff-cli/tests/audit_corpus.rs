@@ -187,6 +187,22 @@ fn descriptor_listings_do_not_show_tombstones() {
     clean("fd_listing", &[]);
 }
 
+/// Nor in the other usual listings: scandir (glibc opens and reads the directory without going
+/// through opendir/readdir), fdopendir of an fd opened on /proc/self/fd, a relative path, a
+/// thread's /proc/self/task/TID/fd, /proc/self/fdinfo; and a close-all loop driven by a
+/// listing never closes a tombstone (natively every one of its closes succeeds).
+#[test]
+fn other_descriptor_listings_do_not_show_tombstones() {
+    clean("fd_listing_more", &[]);
+}
+
+/// A close-all loop over a listing read while the quarantine gave tombstones back: none of its
+/// closes fails (natively none does).
+#[test]
+fn a_close_all_loop_over_a_listing_closes_no_given_back_tombstone() {
+    clean("fd_listing_close_all", &[]);
+}
+
 #[test]
 fn threads_racing_opens_and_closes() {
     clean("threads", &[]);

@@ -128,3 +128,62 @@ fn a_plugin_loaded_where_another_was_gets_its_own_rules() {
         "one process, 4 opens and 4 closes, all by the cache"
     );
 }
+
+/// A JIT drops code and writes other code, with another frame, at the same address
+/// (`__deregister_frame`, then `__register_frame` of the new CFI): the rules cached for the
+/// first code must not unwind the second. With them, the stack is cut short on the main
+/// thread and, on a thread with nothing readable above its stack, the stale 2 MiB frame sends
+/// the unwinder past the stack's top (SIGSEGV in the audited program; libgcc unwinds it).
+#[test]
+fn code_a_jit_replaces_gets_its_own_rules() {
+    let binary = compile_at("jit_frames", "-O0");
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&[][..], &["thread"]] {
+        let plain = native(&binary, args, dir.path());
+        assert_eq!(plain.stdout, b"done\n", "{args:?}: {plain:?}");
+        let audit = audited(&["--check-stacks"], &binary, args, dir.path());
+        assert_eq!(
+            audit.output.status.code(),
+            Some(0),
+            "{args:?}: {:?}",
+            audit.output
+        );
+        assert_eq!(audit.output.stdout, b"done\n", "{args:?}");
+        assert!(audit.findings.is_empty(), "{}", audit.report);
+        let counts = tallies(&audit.output.stderr);
+        assert_eq!(counts, [(4, 0)], "{args:?}: two opens and two closes");
+        let audit = audited(&[], &binary, args, dir.path());
+        assert_eq!(
+            audit.output.status.code(),
+            Some(0),
+            "{args:?}: {:?}",
+            audit.output
+        );
+    }
+}
+
+/// A frame whose CFI saves the caller's stack pointer (a stack switch): libgcc takes the
+/// caller's rsp from where it was saved; an unwinder that takes it to be the CFA looks for the
+/// caller's frame above the new stack (SIGSEGV: nothing is mapped there).
+#[test]
+fn a_frame_that_saves_the_stack_pointer_is_followed_as_libgcc_does() {
+    // -O2: the caller's CFA is rsp-based (at -O0 its frame pointer hides the difference).
+    let binary = compile_at("stack_switch", "-O2");
+    let dir = tempfile::tempdir().unwrap();
+    let plain = native(&binary, &[], dir.path());
+    assert_eq!(plain.stdout, b"done\n", "{plain:?}");
+    for options in [&[][..], &["--check-stacks"]] {
+        let audit = audited(options, &binary, &[], dir.path());
+        assert_eq!(
+            audit.output.status.code(),
+            Some(0),
+            "{options:?}: {:?}",
+            audit.output
+        );
+        assert_eq!(audit.output.stdout, b"done\n", "{options:?}");
+        assert!(audit.findings.is_empty(), "{}", audit.report);
+        if !options.is_empty() {
+            tallies(&audit.output.stderr);
+        }
+    }
+}
