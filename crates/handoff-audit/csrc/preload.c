@@ -1024,8 +1024,19 @@ static int own_fd_dir(const char *resolved) {
     return ours && (strcmp(end, "/fd") == 0 || strcmp(end, "/fdinfo") == 0);
 }
 
+/* The device of /proc (at load): a directory on another device is no listing, and one fstat
+ * tells it without the readlink below (fdopendir is frequent in tree walkers: fts, find). */
+static dev_t proc_dev;
+static int proc_dev_known;
+
 /* Whether the directory open on `fd` is this process's descriptor directory. errno is kept. */
 static int is_fd_listing(int fd) {
+    struct stat st;
+    int saved_ = errno;
+    int elsewhere = proc_dev_known && (real_fstat()(fd, &st) != 0 || st.st_dev != proc_dev);
+    errno = saved_;
+    if (elsewhere)
+        return 0;
     char link[32], target[64];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     int saved = errno;
@@ -1550,6 +1561,11 @@ __attribute__((constructor)) static void init(void) {
     check_stacks = stacks && strcmp(stacks, "check") == 0;
     find_main_stack();
     cfi_init();
+    struct stat proc;
+    if (stat("/proc/self/fd", &proc) == 0) {
+        proc_dev = proc.st_dev;
+        proc_dev_known = 1;
+    }
     pthread_atfork(before_fork, after_fork, after_fork);
     /* Resolve every real function now, outside any hook. */
     real_close();
