@@ -182,10 +182,16 @@ impl World {
         self.dir.join(format!("decoy{i}"))
     }
 
+    /// The unlinks count is read before the open-and-unlinked count, and an unlinker raises
+    /// them in the other order (`unlinked_open` first): an unlink that is under way when the
+    /// window is taken is then seen in one of them — `unlinks` moves after the first read, or
+    /// `unlinked_open` is already raised at the second. (The reverse order on both sides let
+    /// an unlink slip between the two reads: a Deadlock caused by it was judged a bug.)
     fn window(&self, nested: bool) -> Window {
+        let unlinks = self.unlinks.load(Ordering::SeqCst);
         Window {
             unlinked_open: self.unlinked_open.load(Ordering::SeqCst),
-            unlinks: self.unlinks.load(Ordering::SeqCst),
+            unlinks,
             nested,
         }
     }
@@ -591,8 +597,8 @@ fn own_op(
             } else {
                 world.away(i)
             };
+            world.unlinked_open.fetch_add(1, Ordering::SeqCst); // first: see `World::window`
             world.unlinks.fetch_add(1, Ordering::SeqCst);
-            world.unlinked_open.fetch_add(1, Ordering::SeqCst);
             match vf.with_fd(|_fd| fs::remove_file(&path)) {
                 Ok(Ok(())) => {
                     world.succeeded(i, model, "with_fd (unlink)")?;
@@ -641,8 +647,8 @@ fn own_op(
             } else {
                 world.away(i)
             };
+            world.unlinked_open.fetch_add(1, Ordering::SeqCst); // first: see `World::window`
             world.unlinks.fetch_add(1, Ordering::SeqCst);
-            world.unlinked_open.fetch_add(1, Ordering::SeqCst);
             fs::remove_file(&path).map_err(|e| format!("unlink {path:?}: {e}"))?;
             model.place = Place::Unlinked;
         }
