@@ -10,7 +10,7 @@
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ enum Chunk {
 /// the chunks already read, then reports `ErrorKind::Interrupted`.
 pub struct Prefetch {
     chunks: Receiver<Chunk>,
+    /// Where parsed chunks go back to the reading thread.
+    spare: Sender<Vec<u8>>,
     current: Vec<u8>,
     at: usize,
     /// `End` was received: every later read returns 0.
@@ -39,12 +41,16 @@ impl Prefetch {
     pub fn spawn(mut input: Box<dyn Read + Send>, signal: Arc<AtomicUsize>) -> Prefetch {
         // Two chunks ahead at most: a bound on memory, and on what a signal leaves unread.
         let (sender, chunks) = mpsc::sync_channel(2);
+        // Chunks read come back once parsed, to be read into again: a new 1 MiB chunk would
+        // cost an allocation, zeroing it and faulting its pages in, a chunk at a time.
+        let (spare, spares) = mpsc::channel::<Vec<u8>>();
         let stop = Arc::clone(&signal);
         std::thread::spawn(move || loop {
             if stop.load(Ordering::Relaxed) != 0 {
                 return;
             }
-            let mut chunk = vec![0; CHUNK];
+            let mut chunk = spares.try_recv().unwrap_or_default();
+            chunk.resize(CHUNK, 0);
             let result = loop {
                 match input.read(&mut chunk) {
                     Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -66,6 +72,7 @@ impl Prefetch {
         });
         Prefetch {
             chunks,
+            spare,
             current: Vec::new(),
             at: 0,
             ended: false,
@@ -114,7 +121,11 @@ impl Read for Prefetch {
             }
             match self.next_chunk()? {
                 Some(chunk) => {
-                    self.current = chunk;
+                    let parsed = std::mem::replace(&mut self.current, chunk);
+                    if parsed.capacity() > 0 {
+                        // (The reading thread may be gone: then the chunk is just dropped.)
+                        let _ = self.spare.send(parsed);
+                    }
                     self.at = 0;
                 }
                 None => self.ended = true,

@@ -282,6 +282,10 @@ impl From<WriteError> for Stop {
     }
 }
 
+/// Plain records found before their keys are looked up, together (see
+/// [`Splitter::next_plain`]).
+const BATCH: usize = 32;
+
 /// The state carried from input to input.
 struct Feed<'a> {
     job: &'a Job,
@@ -451,7 +455,36 @@ impl Feed<'_> {
                 usize::try_from(n).unwrap_or(usize::MAX).min(key.len())
             })
         };
+        let (mut spans, mut found) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
         loop {
+            if !several {
+                // Plain lines, a run at a time: their keys are looked up together first.
+                spans.clear();
+                while spans.len() < BATCH {
+                    match splitter.next_plain() {
+                        Some(span) => spans.push(span),
+                        None => break,
+                    }
+                }
+                if !spans.is_empty() {
+                    let keys = spans.iter().map(|span| {
+                        let key = splitter.span(span).1.unwrap_or_default();
+                        &key[..prefix(key)]
+                    });
+                    self.outputs.find_all(keys, &mut found);
+                    for (span, &found) in spans.iter().zip(&found) {
+                        let (raw, key) = splitter.span(span);
+                        if !self.accept(span.fields, key.is_some(), span.line, name)? {
+                            continue;
+                        }
+                        let key = key.unwrap_or_default();
+                        let key = &key[..prefix(key)];
+                        self.outputs.add_found(found, key, [b"", raw, b""])?;
+                        self.record_added(splitter.bytes_read());
+                    }
+                    continue;
+                }
+            }
             let record = match splitter.next_record(several) {
                 Ok(Some(record)) => record,
                 Ok(None) => return Ok(()),
@@ -484,18 +517,23 @@ impl Feed<'_> {
                 self.outputs
                     .add(key, [record.bom, record.raw, record.missing])?;
             }
-            self.summary.records += 1;
-            if let Some(warning) = self.outputs.take_warning() {
-                self.progress.warn(&warning);
-            }
-            if self.summary.records.is_multiple_of(65_536) {
-                self.progress.update(
-                    splitter.bytes_read() + self.summary.bytes_read,
-                    self.summary.records,
-                    self.outputs.keys(),
-                    &self.outputs.stats(),
-                );
-            }
+            self.record_added(splitter.bytes_read());
+        }
+    }
+
+    /// Counts a record added, shows a warning the outputs have, and the progress now and then.
+    fn record_added(&mut self, bytes_read: u64) {
+        self.summary.records += 1;
+        if let Some(warning) = self.outputs.take_warning() {
+            self.progress.warn(&warning);
+        }
+        if self.summary.records.is_multiple_of(65_536) {
+            self.progress.update(
+                bytes_read + self.summary.bytes_read,
+                self.summary.records,
+                self.outputs.keys(),
+                &self.outputs.stats(),
+            );
         }
     }
 

@@ -293,14 +293,41 @@ impl Outputs {
     /// Adds a record to its key's buffer: `parts` are its bytes (a BOM, the record, a
     /// terminator it lacked). Fails with the writer's first failure, once it has one.
     pub fn add(&mut self, key: &[u8], parts: [&[u8]; 3]) -> Result<(), WriteError> {
-        let at = match self.slots.find(key) {
+        let found = self.slots.find(key);
+        self.add_found(found, key, parts)
+    }
+
+    /// Where each of `keys` is, as [`Outputs::add_found`] takes it: looked up one after the
+    /// other with nothing in between, so that the lookups' cache misses overlap.
+    pub fn find_all<'k>(&self, keys: impl Iterator<Item = &'k [u8]>, found: &mut Vec<Option<u32>>) {
+        found.clear();
+        found.extend(keys.map(|key| self.slots.find(key)));
+        // The end of each buffer is where its record goes: read it now, so that these
+        // misses overlap too.
+        for &at in found.iter().flatten() {
+            std::hint::black_box(self.slots[at].buf.last().copied());
+        }
+    }
+
+    /// [`Outputs::add`] for a key looked up already (by [`Outputs::find_all`]: `None` if it
+    /// was new then; it may have been added since).
+    pub fn add_found(
+        &mut self,
+        found: Option<u32>,
+        key: &[u8],
+        parts: [&[u8]; 3],
+    ) -> Result<(), WriteError> {
+        let at = match found.or_else(|| self.slots.find(key)) {
             Some(at) => at,
             None => self.new_output(key, parts.iter().map(|part| part.len()).sum())?,
         };
         let slot = &mut self.slots[at];
         let (before, len) = (slot.buf.capacity(), slot.buf.len());
         for part in parts {
-            slot.buf.extend_from_slice(part);
+            // The BOM and the missing terminator are nearly always empty: no call for them.
+            if !part.is_empty() {
+                slot.buf.extend_from_slice(part);
+            }
         }
         slot.pending += 1;
         self.held += slot.buf.capacity() - before;

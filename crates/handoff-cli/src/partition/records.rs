@@ -37,6 +37,21 @@ pub struct Record<'a> {
     pub missing: &'static [u8],
 }
 
+/// A plain record found by [`Splitter::next_plain`]: where its bytes and its key lie in the
+/// splitter's buffer ([`Splitter::span`] gives them), valid until the next
+/// [`Splitter::next_record`]. It has its terminator, no BOM and no quote.
+#[derive(Clone, Copy, Debug)]
+pub struct Span {
+    start: usize,
+    end: usize,
+    /// The key's bytes; `None` if the record has too few fields.
+    key: Option<(usize, usize)>,
+    /// How many fields the record has.
+    pub fields: usize,
+    /// The line the record is on (1-based).
+    pub line: u64,
+}
+
 /// Why the input could not be split.
 #[derive(Debug)]
 pub enum SplitError {
@@ -103,6 +118,18 @@ fn terminator_of(bytes: &[u8]) -> Option<&'static [u8]> {
         [.., b'\r'] => Some(b"\r"),
         _ => None,
     }
+}
+
+/// How many times `byte` occurs in `bytes`: counted in runs of at most 255 into a `u8`, which
+/// the compiler turns into vector compares (a search per occurrence costs more on short lines).
+fn count(bytes: &[u8], byte: u8) -> usize {
+    bytes
+        .chunks(255)
+        .map(|run| {
+            let n = run.iter().fold(0u8, |n, &b| n + u8::from(b == byte));
+            usize::from(n)
+        })
+        .sum()
 }
 
 /// Line breaks in `bytes`: every `\n`, and every `\r` not followed by `\n`.
@@ -232,7 +259,12 @@ impl<R: Read> Splitter<R> {
     /// quote lies in `buf[pos..plain_until]`, and `plain_until` is a quote or the end.
     fn find_quote(&mut self) {
         let from = self.plain_until.max(self.pos);
-        if from < self.end && self.buf[from] == b'"' {
+        if from >= self.end {
+            // Searched to the end of the data already (no quote in it): nothing to look at.
+            self.plain_until = self.end;
+            return;
+        }
+        if self.buf[from] == b'"' {
             self.plain_until = from; // found before
             return;
         }
@@ -252,6 +284,59 @@ impl<R: Read> Splitter<R> {
             None if self.eof => Some(1),
             None => None,
         }
+    }
+
+    /// The next record if it is a plain line with its terminator within the data read (no
+    /// quote, no BOM before it, not blank), as a [`Span`] of the buffer; `None` if it is not
+    /// (or if more must be read first: [`Splitter::next_record`] takes it then). Never reads,
+    /// so the spans returned stay valid until the next `next_record`: a caller can find a run
+    /// of records first and then look their keys up together, whose memory accesses then
+    /// overlap instead of waiting one after the other.
+    #[inline]
+    pub fn next_plain(&mut self) -> Option<Span> {
+        if self.pos >= self.end
+            || !self.bom_checked
+            || self.bom_pending
+            || matches!(self.buf[self.pos], b'\n' | b'\r')
+        {
+            return None;
+        }
+        self.find_quote();
+        if self.pos >= self.plain_until {
+            return None;
+        }
+        let (at, fields, key) = self.plain_fields()?;
+        let terminator = self.terminator_len(self.pos + at)?;
+        let (start, len) = (self.pos, at + terminator);
+        self.last_terminator = if terminator == 2 {
+            b"\r\n"
+        } else if self.buf[start + at] == b'\n' {
+            b"\n"
+        } else {
+            b"\r"
+        };
+        let line = self.line;
+        self.line += 1;
+        self.pos = start + len;
+        let key = match key {
+            KeyAt::Raw(from, to) => Some((from, to)),
+            KeyAt::Decoded(..) | KeyAt::Missing => None,
+        };
+        Some(Span {
+            start,
+            end: start + len,
+            key,
+            fields,
+            line,
+        })
+    }
+
+    /// The bytes of a record found by [`Splitter::next_plain`] (with its terminator), and its
+    /// key.
+    #[inline]
+    pub fn span(&self, span: &Span) -> (&[u8], Option<&[u8]>) {
+        let key = span.key.map(|(from, to)| &self.buf[from..to]);
+        (&self.buf[span.start..span.end], key)
     }
 
     /// The next record, or `None` at the end of the input (or once stopped). `decode_all`
@@ -339,48 +424,38 @@ impl<R: Read> Splitter<R> {
         };
     }
 
-    /// The plain line at `pos`, found in one pass over it (it lies before `plain_until`: no
-    /// quote): where its terminator is (`\n` or `\r`), its field count and its key; `None`
-    /// if no terminator comes before `plain_until`.
+    /// The plain line at `pos` (it lies before `plain_until`: no quote): where its terminator
+    /// is (`\n` or `\r`), its field count and its key; `None` if no terminator comes before
+    /// `plain_until`.
     fn plain_fields(&self) -> Option<(usize, usize, KeyAt)> {
         let line = &self.buf[self.pos..self.plain_until];
-        let (mut fields, mut start, mut key) = (1, 0, KeyAt::Missing);
-        if matches!(self.delimiter, b'\n' | b'\r') {
-            // A line break for a delimiter: the two searches cannot be one.
-            let at = memchr::memchr2(b'\n', b'\r', line)?;
-            let (fields, key) = self.fields_of(at);
-            return Some((at, fields, key));
-        }
-        for at in memchr::memchr3_iter(self.delimiter, b'\n', b'\r', line) {
-            if fields - 1 == self.column {
-                key = KeyAt::Raw(self.pos + start, self.pos + at);
-            }
-            if line[at] != self.delimiter {
-                return Some((at, fields, key));
-            }
-            fields += 1;
-            start = at + 1;
-        }
-        None
+        let at = memchr::memchr2(b'\n', b'\r', line)?;
+        let (fields, key) = self.fields_of(at);
+        Some((at, fields, key))
     }
 
-    /// The field count and key of the `body` bytes at `pos` (no quote, no line break).
+    /// The field count and key of the `body` bytes at `pos` (no quote, no line break): the
+    /// delimiters up to the key's end are found one by one, those after it only counted
+    /// (a search per delimiter costs more than counting them all at once).
     fn fields_of(&self, body: usize) -> (usize, KeyAt) {
         let line = &self.buf[self.pos..self.pos + body];
-        let mut fields = 1;
-        let mut key = KeyAt::Missing;
+        let delimiter = self.delimiter;
         let mut start = 0;
-        for at in memchr::memchr_iter(self.delimiter, line) {
-            if fields - 1 == self.column {
-                key = KeyAt::Raw(self.pos + start, self.pos + at);
+        for skipped in 0..self.column {
+            match memchr::memchr(delimiter, &line[start..]) {
+                Some(at) => start += at + 1,
+                None => return (skipped + 1, KeyAt::Missing),
             }
-            fields += 1;
-            start = at + 1;
         }
-        if fields - 1 == self.column {
-            key = KeyAt::Raw(self.pos + start, self.pos + body);
+        let key = |end: usize| KeyAt::Raw(self.pos + start, self.pos + end);
+        match memchr::memchr(delimiter, &line[start..]) {
+            None => (self.column + 1, key(line.len())),
+            Some(at) => {
+                let end = start + at;
+                let after = count(&line[end + 1..], delimiter);
+                (self.column + 2 + after, key(end))
+            }
         }
-        (fields, key)
     }
 
     /// A plain line at `pos`: `body` bytes, then a terminator up to `len`.
@@ -583,6 +658,52 @@ mod tests {
         split_with(input, column, false, usize::MAX)
     }
 
+    /// Every record as written (BOM, bytes, the terminator it lacked), key, fields and line,
+    /// all by csv-core.
+    fn written_csv(input: &[u8], column: usize) -> Records {
+        let mut splitter = Splitter::new(input, b',', column);
+        let shown = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let mut out = Vec::new();
+        while let Some(r) = splitter.next_record(true).unwrap() {
+            let written = [r.bom, r.raw, r.missing].concat();
+            out.push((shown(&written), r.key.map(shown), r.fields, r.line));
+        }
+        out
+    }
+
+    /// As the feeding loop splits: runs of up to `batch` records by `next_plain`, their bytes
+    /// taken only once the run is found, and `next_record` whenever `next_plain` declines; read
+    /// `step` bytes at a time into a buffer of `step + 1` bytes at first. Records as written
+    /// (see [`written_csv`]).
+    fn split_plain_runs(input: &[u8], column: usize, step: usize, batch: usize) -> Records {
+        let reader = Trickle { data: input, step };
+        let capacity = if step == usize::MAX { CHUNK } else { step + 1 };
+        let mut splitter = Splitter::with_buffer(reader, b',', column, capacity);
+        let shown = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let mut out = Vec::new();
+        loop {
+            let mut spans = Vec::new();
+            while spans.len() < batch {
+                match splitter.next_plain() {
+                    Some(span) => spans.push(span),
+                    None => break,
+                }
+            }
+            if !spans.is_empty() {
+                for span in &spans {
+                    let (raw, key) = splitter.span(span);
+                    out.push((shown(raw), key.map(shown), span.fields, span.line));
+                }
+                continue;
+            }
+            let Some(r) = splitter.next_record(false).unwrap() else {
+                return out;
+            };
+            let written = [r.bom, r.raw, r.missing].concat();
+            out.push((shown(&written), r.key.map(shown), r.fields, r.line));
+        }
+    }
+
     fn split_csv(input: &[u8], column: usize) -> Records {
         split_with(input, column, true, usize::MAX)
     }
@@ -688,6 +809,42 @@ mod tests {
     }
 
     #[test]
+    fn runs_of_plain_lines_give_the_records_csv_core_gives() {
+        let input =
+            b"\xEF\xBB\xBFk,v,w\r\na,1,x\rb,2\n\n\r\nc,\"3\r\n\",y\n,,\nd\n\"e\",4,z\nf,6\r\nlast,5,6";
+        for column in 0..4 {
+            let want = written_csv(input, column);
+            for step in [1, 2, 3, 7, usize::MAX] {
+                for batch in [1, 2, 32] {
+                    assert_eq!(
+                        split_plain_runs(input, column, step, batch),
+                        want,
+                        "column {column}, step {step}, batch {batch}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn count_counts_every_occurrence() {
+        let mut bytes = Vec::new();
+        for len in 0..1100usize {
+            assert_eq!(
+                count(&bytes, b','),
+                bytes.iter().filter(|&&b| b == b',').count(),
+                "length {len}"
+            );
+            bytes.push(if len % 3 == 0 || len % 7 == 0 {
+                b','
+            } else {
+                b'a'
+            });
+        }
+        assert_eq!(count(&[b','; 1000], b','), 1000, "more than 255 in a row");
+    }
+
+    #[test]
     fn quoted_fields_keep_their_bytes() {
         let input = b"\"a,b\",1\n\"multi\nline\",2\n\"q\"\"uote\",3\n";
         let records = split(input, 0);
@@ -737,6 +894,10 @@ mod tests {
                 proptest::prop_assert_eq!(
                     split_with(&input, column, false, step),
                     split_csv(&input, column)
+                );
+                proptest::prop_assert_eq!(
+                    split_plain_runs(&input, column, step, 3),
+                    written_csv(&input, column)
                 );
             }
         }

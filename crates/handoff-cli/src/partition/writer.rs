@@ -168,10 +168,13 @@ impl Writer {
         self.outputs[at].error(&self.setup.dir, error)
     }
 
-    /// The last buffers: the files split in two halves (by key, as many buffers each), one
-    /// written by a thread of its own (one thread for a few buffers, or when the pager's
-    /// budget cannot spare each thread its own descriptors); in each half, files that are
-    /// resident first.
+    /// The last buffers, written by two threads (one for a few buffers, or when the pager's
+    /// budget cannot spare each thread its own descriptors): the keys are cut into runs
+    /// ([`RUNS`]), and each thread takes the next run left until none is, the costliest
+    /// first, so that both end at about the same time (halves fixed in advance left one
+    /// thread working alone for a while: the first keys seen, in the first half, are the
+    /// largest). Each run is written in two rounds: the files that are resident first, then
+    /// the others once no run is left for the first round.
     fn last(&mut self, mut last: Vec<Handed>) {
         /// Below this, a second thread costs more than it saves.
         const PARALLEL: usize = 256;
@@ -186,37 +189,55 @@ impl Writer {
         };
         let two = last.len() >= PARALLEL && self.reserve(2 * per_thread);
         let own = two || self.reserve(per_thread);
-        let half = if two { last.len() / 2 } else { last.len() };
-        let (mine, theirs) = last.split_at(half);
-        let split = theirs
-            .first()
-            .map_or(self.outputs.len(), |handed| handed.at as usize);
         // A new file that the pager never held takes its only write outside the pager, as a
         // plain create (or reopen), write and close, on the thread's own descriptor.
         let direct = own && self.setup.existing == Existing::Refuse;
-        let (low, high) = self.outputs.split_at_mut(split);
+        let runs = runs(&mut self.outputs, last, if two { RUNS } else { 1 });
         let (setup, back) = (&self.setup, &self.back);
-        // Locked once, by whichever thread writes that half.
-        let high = std::sync::Mutex::new(high);
-        let second_half = || {
-            let mut high = high.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            write_half(&mut high, split, theirs, setup, back, direct)
+        // Each round's runs: the first's sorted by cost, the costliest at the end (taken
+        // first); the costliest of the second's is looked for (a few dozen runs).
+        let first_round = std::sync::Mutex::new(runs);
+        let second_round = std::sync::Mutex::new(Vec::new());
+        let work = || {
+            let mut counts = Counts::default();
+            loop {
+                let next = lock(&first_round).pop();
+                let Some(mut run) = next else { break };
+                let now = std::mem::take(&mut run.now);
+                counts.add(&write_run(run.outputs, run.base, now, setup, back, direct));
+                lock(&second_round).push(run);
+            }
+            loop {
+                let next = {
+                    let mut runs = lock(&second_round);
+                    let costliest = (0..runs.len()).max_by_key(|&at| cost(&runs[at].later));
+                    costliest.map(|at| runs.swap_remove(at))
+                };
+                let Some(run) = next else { break };
+                counts.add(&write_run(
+                    run.outputs,
+                    run.base,
+                    run.later,
+                    setup,
+                    back,
+                    direct,
+                ));
+            }
+            counts
         };
         let counts = std::thread::scope(|scope| {
-            let other = (!theirs.is_empty()).then(|| {
+            let other = two.then(|| {
                 std::thread::Builder::new()
                     .name("writer 2".into())
-                    .spawn_scoped(scope, second_half)
+                    .spawn_scoped(scope, work)
             });
-            let mut counts = write_half(low, 0, mine, setup, back, direct);
-            match other {
-                Some(Ok(thread)) => match thread.join() {
+            // (Without a second thread to be had, this one takes every run.)
+            let mut counts = work();
+            if let Some(Ok(thread)) = other {
+                match thread.join() {
                     Ok(more) => counts.add(&more),
                     Err(panic) => std::panic::resume_unwind(panic),
-                },
-                // No second thread to be had: this one writes the other half too.
-                Some(Err(_)) => counts.add(&second_half()),
-                None => {}
+                }
             }
             counts
         });
@@ -311,9 +332,9 @@ impl Writer {
     fn close_all(mut self) -> Done {
         let mut files = 0;
         for at in 0..self.outputs.len() {
-            let shared = std::mem::take(&mut self.outputs[at].file);
             // The main thread has dropped its handles before hanging up, so this is the last.
-            let Some(file) = Arc::into_inner(shared).and_then(OnceLock::into_inner) else {
+            let shared = Arc::get_mut(&mut self.outputs[at].file);
+            let Some(file) = shared.and_then(OnceLock::take) else {
                 continue;
             };
             // (A file created early was counted then.)
@@ -323,6 +344,13 @@ impl Writer {
                 self.failed(error);
             }
         }
+        // Freeing a name, a key and a cell for every key one by one takes a while (~50 ms
+        // for 50,000 keys), on the run's last thread: a thread of its own does it, which the
+        // process ending may cut short (or it is done here, if there is no thread to be had).
+        let outputs = std::mem::take(&mut self.outputs);
+        let _ = std::thread::Builder::new()
+            .name("writer drop".into())
+            .spawn(move || drop(outputs));
         Done {
             bytes_written: self.counts.bytes,
             records_written: self.counts.records,
@@ -339,32 +367,86 @@ impl Counts {
     }
 }
 
-/// Writes `handed` (sorted by key) to `outputs`, the outputs of keys `base..`: files that are
-/// resident first; with `direct`, a file never opened is created, written and closed outside
-/// the pager ([`Output::write_once`]). Failures go back to the main thread.
-fn write_half(
+/// The last buffers are written in this many runs of keys (see [`Writer::last`]).
+const RUNS: usize = 64;
+
+/// A run of keys for the last writes: the outputs of keys `base..`, and their buffers, split
+/// into the files that are resident (`now`) and the others.
+struct Run<'o> {
+    base: usize,
+    outputs: &'o mut [Output],
+    now: Vec<Handed>,
+    later: Vec<Handed>,
+}
+
+/// `handed` (sorted by key) cut into about `count` runs of as many buffers each, with their
+/// outputs, sorted by [`cost`], the costliest last.
+fn runs(outputs: &mut [Output], handed: Vec<Handed>, count: usize) -> Vec<Run<'_>> {
+    let per_run = handed.len().div_ceil(count.max(1)).max(1);
+    let mut runs = Vec::with_capacity(count);
+    let (mut rest, mut base) = (outputs, 0);
+    let mut handed = handed.into_iter().peekable();
+    while handed.peek().is_some() {
+        let run: Vec<Handed> = handed.by_ref().take(per_run).collect();
+        let end = handed
+            .peek()
+            .map_or(base + rest.len(), |next| next.at as usize);
+        let (outputs, tail) = std::mem::take(&mut rest).split_at_mut(end - base);
+        let (now, later) = run.into_iter().partition(|handed| {
+            outputs[handed.at as usize - base]
+                .file
+                .get()
+                .is_some_and(VirtualFile::is_resident)
+        });
+        runs.push(Run {
+            base,
+            outputs,
+            now,
+            later,
+        });
+        (rest, base) = (tail, end);
+    }
+    runs.sort_by_cached_key(|run| cost(&run.now) + cost(&run.later));
+    runs
+}
+
+/// What writing `handed` costs, about: a file costs as much as 16 KiB written.
+fn cost(handed: &[Handed]) -> usize {
+    handed
+        .iter()
+        .map(|handed| handed.buf.len() + (16 << 10))
+        .sum()
+}
+
+/// The lock's guard, poisoned or not (a thread that panicked is resumed after the join).
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes `handed` (sorted by key) to `outputs`, the outputs of keys `base..`; with `direct`,
+/// a file never opened is created, written and closed outside the pager
+/// ([`Output::write_once`]). Failures go back to the main thread. Each buffer is freed once
+/// written, by the thread that wrote it (freed all at once at the end, they kept one thread
+/// busy alone for a while: glibc's `free` and the `munmap`s).
+fn write_run(
     outputs: &mut [Output],
     base: usize,
-    handed: &[Handed],
+    handed: Vec<Handed>,
     setup: &Setup,
     back: &Sender<Back>,
     direct: bool,
 ) -> Counts {
     let mut counts = Counts::default();
-    let (now, later): (Vec<&Handed>, Vec<&Handed>) = handed.iter().partition(|handed| {
-        outputs[handed.at as usize - base]
-            .file
-            .get()
-            .is_some_and(VirtualFile::is_resident)
-    });
-    for handed in now.into_iter().chain(later) {
+    for handed in handed {
         let output = &mut outputs[handed.at as usize - base];
         // A name in a directory of OUTDIR (hive, `{}/x.csv`) takes the pager's road, whose
         // open walks the directories without following a link; `create_new` does not.
         let result = if direct && output.file.get().is_none() && !output.name.contains('/') {
-            output.write_once(setup, handed, &mut counts)
+            output.write_once(setup, &handed, &mut counts)
         } else {
-            output.write(setup, handed, &mut counts)
+            output.write(setup, &handed, &mut counts)
         };
         if let Err(error) = result {
             let _ = back.send(Back::Failed(error));
