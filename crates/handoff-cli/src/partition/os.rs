@@ -133,12 +133,3 @@ pub fn close(file: File) -> io::Result<()> {
     }
     Err(io::Error::last_os_error())
 }
-
-/// Whether an open failed for want of descriptors (Unix: EMFILE, ENFILE; Windows:
-/// ERROR_TOO_MANY_OPEN_FILES, which a HANDLE open gives only when memory runs out).
-pub fn is_out_of_descriptors(error: &io::Error) -> bool {
-    #[cfg(unix)]
-    return matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-    #[cfg(windows)]
-    return error.raw_os_error() == Some(4);
-}

@@ -117,10 +117,6 @@ fn in_directory(directory: &[u8], error: io::Error) -> io::Error {
     )
 }
 
-fn is_out_of_descriptors(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
-}
-
 impl Outdir {
     /// Creates OUTDIR (and its parents) if missing and opens it. An existing OUTDIR that is not
     /// a directory is refused.
@@ -265,7 +261,9 @@ impl Outdir {
                     component,
                     libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
                 ) {
-                    Err(error) if is_out_of_descriptors(&error) && make_room() => continue,
+                    Err(error) if handoff::limits::is_out_of_descriptors(&error) && make_room() => {
+                        continue
+                    }
                     opened => break opened,
                 }
             };
@@ -387,7 +385,9 @@ impl Outdir {
         let flags = libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
         let fd = loop {
             match open_at(self.fd.as_fd(), name, flags) {
-                Err(error) if is_out_of_descriptors(&error) && make_room() => continue,
+                Err(error) if handoff::limits::is_out_of_descriptors(&error) && make_room() => {
+                    continue
+                }
                 Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
@@ -438,7 +438,7 @@ impl Outdir {
         let at = dir.as_ref().map_or(self.fd.as_fd(), AsFd::as_fd);
         let fd = loop {
             match open_at(at, name, flags) {
-                Err(error) if is_out_of_descriptors(&error) && make_room() => continue,
+                Err(error) if handoff::limits::is_out_of_descriptors(&error) && make_room() => continue,
                 Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,

@@ -30,7 +30,7 @@ use handoff::pager::{OpenOptions, Pager, VirtualFile};
 
 use super::display::shown_path;
 use super::layout::Layout;
-use super::os::{close, is_out_of_descriptors};
+use super::os::close;
 use super::outdir::{Existing, Identity, Outdir};
 use super::outputs::{check_header, whole_records, Header, WriteError};
 
@@ -602,7 +602,9 @@ impl Output {
                 Ok(file) => return Ok(file),
                 // Descriptors are short (another process, or --max-open above the limit):
                 // the pager gives one up, as it would for its own open.
-                Err(error) if is_out_of_descriptors(&error) && setup.pager.release_one() => {}
+                Err(error)
+                    if handoff::limits::is_out_of_descriptors(&error)
+                        && setup.pager.release_one() => {}
                 Err(error) => return Err(error),
             }
         }
