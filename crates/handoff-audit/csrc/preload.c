@@ -1132,80 +1132,53 @@ static int names_tomb(const char *name, unsigned long since) {
            (state == S_CLOSED && __atomic_load_n(&table[fd].released, __ATOMIC_RELAXED) > since);
 }
 
-EXPORT struct dirent *readdir(DIR *d) {
-    struct dirent *e = real_readdir()(d);
-    unsigned long since;
-    if (is_listing(d, &since) && !in_hook)
-        while (e && names_tomb(e->d_name, since))
-            e = real_readdir()(d);
-    return e;
-}
-
-EXPORT struct dirent64 *readdir64(DIR *d) {
-    struct dirent64 *e = real_readdir64()(d);
-    unsigned long since;
-    if (is_listing(d, &since) && !in_hook)
-        while (e && names_tomb(e->d_name, since))
-            e = real_readdir64()(d);
-    return e;
-}
-
-/* scandir reads the directory inside libc: its filter is wrapped to leave out the tombstones
- * (per thread: a filter that calls scandir itself gets its own). */
-typedef int (*select_fn)(const struct dirent *);
-typedef int (*select64_fn)(const struct dirent64 *);
-typedef int (*compare_fn)(const struct dirent **, const struct dirent **);
-typedef int (*compare64_fn)(const struct dirent64 **, const struct dirent64 **);
-REAL(int, scandirat, int, const char *, struct dirent ***, select_fn, compare_fn)
-REAL(int, scandirat64, int, const char *, struct dirent64 ***, select64_fn, compare64_fn)
-static TLS select_fn scan_select;
-static TLS select64_fn scan_select64;
+/* readdir skips the tombstones of a listing; scandir reads the directory inside libc, so its
+ * filter is wrapped to leave them out (per thread: a filter that calls scandir itself gets its
+ * own). The same for `struct dirent` and `struct dirent64`: */
 static TLS unsigned long scan_since;
 
-static int select_no_tomb(const struct dirent *e) {
-    return !names_tomb(e->d_name, scan_since) && (!scan_select || scan_select(e));
-}
+#define LISTING_HOOKS(suffix, entry)                                                         \
+    EXPORT struct entry *readdir##suffix(DIR *d) {                                           \
+        struct entry *e = real_readdir##suffix()(d);                                         \
+        unsigned long since;                                                                 \
+        if (is_listing(d, &since) && !in_hook)                                               \
+            while (e && names_tomb(e->d_name, since))                                        \
+                e = real_readdir##suffix()(d);                                               \
+        return e;                                                                            \
+    }                                                                                        \
+                                                                                             \
+    typedef int (*select##suffix##_fn)(const struct entry *);                                \
+    typedef int (*compare##suffix##_fn)(const struct entry **, const struct entry **);       \
+    REAL(int, scandirat##suffix, int, const char *, struct entry ***, select##suffix##_fn,   \
+         compare##suffix##_fn)                                                               \
+    static TLS select##suffix##_fn scan_select##suffix;                                      \
+                                                                                             \
+    static int select##suffix##_no_tomb(const struct entry *e) {                             \
+        return !names_tomb(e->d_name, scan_since) &&                                         \
+               (!scan_select##suffix || scan_select##suffix(e));                             \
+    }                                                                                        \
+                                                                                             \
+    EXPORT int scandirat##suffix(int dir, const char *path, struct entry ***list,            \
+                                 select##suffix##_fn select, compare##suffix##_fn compare) { \
+        if (!ready || in_hook || !path_is_fd_listing(dir, path))                             \
+            return real_scandirat##suffix()(dir, path, list, select, compare);               \
+        select##suffix##_fn outer = scan_select##suffix;                                     \
+        unsigned long outer_since = scan_since;                                              \
+        scan_select##suffix = select;                                                        \
+        scan_since = __atomic_load_n(&release_batches, __ATOMIC_RELAXED);                    \
+        int r = real_scandirat##suffix()(dir, path, list, select##suffix##_no_tomb, compare); \
+        scan_select##suffix = outer;                                                         \
+        scan_since = outer_since;                                                            \
+        return r;                                                                            \
+    }                                                                                        \
+                                                                                             \
+    EXPORT int scandir##suffix(const char *path, struct entry ***list,                       \
+                               select##suffix##_fn select, compare##suffix##_fn compare) {   \
+        return scandirat##suffix(AT_FDCWD, path, list, select, compare);                     \
+    }
 
-static int select64_no_tomb(const struct dirent64 *e) {
-    return !names_tomb(e->d_name, scan_since) && (!scan_select64 || scan_select64(e));
-}
-
-EXPORT int scandirat(int dir, const char *path, struct dirent ***list, select_fn select,
-                     compare_fn compare) {
-    if (!ready || in_hook || !path_is_fd_listing(dir, path))
-        return real_scandirat()(dir, path, list, select, compare);
-    select_fn outer = scan_select;
-    unsigned long outer_since = scan_since;
-    scan_select = select;
-    scan_since = __atomic_load_n(&release_batches, __ATOMIC_RELAXED);
-    int r = real_scandirat()(dir, path, list, select_no_tomb, compare);
-    scan_select = outer;
-    scan_since = outer_since;
-    return r;
-}
-
-EXPORT int scandirat64(int dir, const char *path, struct dirent64 ***list, select64_fn select,
-                       compare64_fn compare) {
-    if (!ready || in_hook || !path_is_fd_listing(dir, path))
-        return real_scandirat64()(dir, path, list, select, compare);
-    select64_fn outer = scan_select64;
-    unsigned long outer_since = scan_since;
-    scan_select64 = select;
-    scan_since = __atomic_load_n(&release_batches, __ATOMIC_RELAXED);
-    int r = real_scandirat64()(dir, path, list, select64_no_tomb, compare);
-    scan_select64 = outer;
-    scan_since = outer_since;
-    return r;
-}
-
-EXPORT int scandir(const char *path, struct dirent ***list, select_fn select, compare_fn compare) {
-    return scandirat(AT_FDCWD, path, list, select, compare);
-}
-
-EXPORT int scandir64(const char *path, struct dirent64 ***list, select64_fn select,
-                     compare64_fn compare) {
-    return scandirat64(AT_FDCWD, path, list, select, compare);
-}
+LISTING_HOOKS(, dirent)
+LISTING_HOOKS(64, dirent64)
 
 EXPORT DIR *opendir(const char *path) {
     ENTER();
