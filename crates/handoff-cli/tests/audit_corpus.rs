@@ -271,3 +271,45 @@ fn a_finding_survives_an_abort_right_after_it() {
     assert_eq!(native.status.code(), None);
     assert_eq!(audit.output.status.code(), Some(134));
 }
+
+/// SIGTERM sent to `handoff audit` alone (`kill`, `timeout`) while the program runs: it is
+/// passed on to the program, which dies of it, and the report of what it did before is still
+/// written; the status is the program's (128 + 15). Checked against the OS: the program's pid
+/// is gone once `handoff audit` has exited.
+#[test]
+fn sigterm_to_the_audit_ends_the_program_and_keeps_the_report() {
+    use std::io::BufRead;
+    let binary = compile("close_twice_then_wait");
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("report.json");
+    let mut audit = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .arg("audit")
+        .arg("--json")
+        .arg(&json)
+        .arg("--")
+        .arg(&binary)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(audit.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let program: libc::pid_t = line.trim().parse().expect("the program's pid");
+    // SAFETY: kill with a live child's pid and a signal.
+    assert_eq!(
+        unsafe { libc::kill(audit.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let output = audit.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143), "{output:?}");
+    // SAFETY: signal 0 only asks whether the pid exists.
+    let alive = unsafe { libc::kill(program, 0) } == 0;
+    assert!(!alive, "the program outlived handoff audit");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(findings[0]["kind"], "double_close");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("1 finding"));
+}

@@ -13,6 +13,7 @@ mod symbolize;
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::AtomicBool;
@@ -101,8 +102,10 @@ pub fn run(args: AuditArgs) -> Result<ExitCode, String> {
         let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
     }
     let program = Path::new(&args.command[0]).display().to_string();
-    let status = match command.status() {
-        Ok(status) => status,
+    let status = match command.spawn() {
+        Ok(child) => {
+            wait_passing_on_signals(child).map_err(|e| format!("cannot wait for {program}: {e}"))?
+        }
         Err(error) => {
             eprintln!("handoff audit: cannot run {program}: {error}");
             let code = if error.kind() == std::io::ErrorKind::NotFound {
@@ -133,6 +136,52 @@ pub fn run(args: AuditArgs) -> Result<ExitCode, String> {
         return Ok(ExitCode::from(code));
     }
     Ok(ExitCode::from(exit_code(status)))
+}
+
+/// Waits for the program. A SIGTERM or SIGHUP sent to `handoff audit` alone (`kill`,
+/// `timeout`, a closed terminal) is passed on to the program, and the report is still written
+/// once it ends: dying at once would lose the findings and leave the program running.
+/// The signal goes through a pidfd where the kernel has them, so a signal arriving after the
+/// program was reaped cannot reach another process given its number.
+fn wait_passing_on_signals(
+    mut child: std::process::Child,
+) -> std::io::Result<std::process::ExitStatus> {
+    use signal_hook::consts::{SIGHUP, SIGTERM};
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; the child
+    // is not reaped yet, so `pid` is still its number.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+    // SAFETY: a descriptor pidfd_open just returned is ours alone.
+    let pidfd = (pidfd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) });
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP])?;
+    let handle = signals.handle();
+    let passing = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for signal in signals.forever() {
+                match &pidfd {
+                    // SAFETY: the pidfd stays open for the scope; a null siginfo sends the
+                    // signal as kill(2) would.
+                    Some(fd) => unsafe {
+                        libc::syscall(
+                            libc::SYS_pidfd_send_signal,
+                            fd.as_raw_fd(),
+                            signal,
+                            std::ptr::null::<libc::siginfo_t>(),
+                            0,
+                        );
+                    },
+                    // SAFETY: kill takes any pid and signal (no pidfd: an old kernel).
+                    None => unsafe {
+                        libc::kill(pid, signal);
+                    },
+                }
+            }
+        });
+        let status = child.wait();
+        handle.close();
+        status
+    });
+    passing
 }
 
 /// The program's status as a shell reports it: its code, or 128 + the signal that ended it.
