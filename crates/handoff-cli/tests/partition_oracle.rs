@@ -19,7 +19,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use oracle::csv::{parse, split, Column, Expected, Failure, Options, BOM};
-use oracle::gen::{case, render, AppendTo, Case, Outdir};
+use oracle::gen::{case, case_sized, render, AppendTo, Case, Outdir};
 use oracle::judge::{judge_files, listing, show, summary_counts, Strictness};
 
 fn cases() -> u32 {
@@ -99,6 +99,9 @@ fn command(case: &Case, outdir: &Outdir) -> (Command, Vec<String>) {
     }
     let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
     command.args(&args);
+    if case.split {
+        command.env("HANDOFF_PARTITION_SPLIT_MIN", "1");
+    }
     (command, names)
 }
 
@@ -338,6 +341,27 @@ proptest! {
     /// The binary's files are the reference's files, byte for byte, name for name.
     #[test]
     fn partition_matches_the_reference(case in case()) {
+        if let Err(e) = check(&case) {
+            return Err(TestCaseError::fail(e));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases() / 4,
+        failure_persistence: None,
+        max_shrink_iters: 2000,
+        ..ProptestConfig::default()
+    })]
+
+    /// Inputs of up to 300 records, each file parsed by two threads (see the CLI's
+    /// `partition::halves`): the guess of where the second half starts lands inside quoted
+    /// fields, on blank lines, before malformed and unterminated records; the second half's
+    /// share of a small `--memory` runs out and the main thread reads on from there.
+    #[test]
+    fn two_threads_match_the_reference(case in case_sized(50..300)) {
+        let case = Case { split: true, ..case };
         if let Err(e) = check(&case) {
             return Err(TestCaseError::fail(e));
         }

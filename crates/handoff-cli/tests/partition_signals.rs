@@ -62,6 +62,30 @@ fn wait(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     None
 }
 
+/// Sends `signal` to `child` and waits for it, `limit` at most (else it is killed): its status
+/// and what it wrote to stderr.
+fn signal_and_wait(
+    child: &mut Child,
+    signal: i32,
+    limit: Duration,
+) -> Result<(ExitStatus, String), String> {
+    // SAFETY: kill(2) on the pid of a child we have not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+    let Some(status) = wait(child, limit) else {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        return Err(format!("still running {limit:?} after signal {signal}"));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Ok((status, stderr))
+}
+
 /// Where a record is cut: after `whole` whole records, `offset` bytes into the next one
 /// (`usize::MAX`: just before its last byte, i.e. between CR and LF for a CRLF record).
 struct Cut {
@@ -106,22 +130,9 @@ fn interrupt(signal: i32, cut: &Cut, pause: Duration) -> Result<(), String> {
     stdin.write_all(&second).unwrap();
     stdin.flush().unwrap();
     sleep(pause);
-    // SAFETY: kill(2) on the pid of a child we have not reaped.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
-    let status = wait(&mut child, Duration::from_secs(20));
+    let waited = signal_and_wait(&mut child, signal, Duration::from_secs(20));
     drop(stdin);
-    let Some(status) = status else {
-        child.kill().unwrap();
-        child.wait().unwrap();
-        return Err("still running 20 s after the signal (the pipe was open and quiet)".into());
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stderr) = waited.map_err(|e| format!("{e} (the pipe was open and quiet)"))?;
     let cut_at = format!(
         "cut after {} records + {} bytes of {}",
         cut.whole,
@@ -352,24 +363,9 @@ fn signal_during_the_second_input() {
         sleep(Duration::from_millis(10));
     }
     sleep(Duration::from_millis(100));
-    // SAFETY: kill(2) on the pid of a child we have not reaped.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
-    let status = wait(&mut child, Duration::from_secs(20));
+    let (status, stderr) =
+        signal_and_wait(&mut child, libc::SIGTERM, Duration::from_secs(20)).unwrap();
     drop(pipe);
-    let status = status.unwrap_or_else(|| {
-        child.kill().unwrap();
-        panic!("still running 20 s after SIGTERM");
-    });
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
     assert_eq!(status.code(), Some(143), "{stderr}");
     assert_eq!(summary_counts(&stderr).map(|c| c.0), Some(17), "{stderr}");
     let mut sent = input().0;
@@ -379,4 +375,66 @@ fn signal_during_the_second_input() {
     if let Err(e) = judge_files(&files, &expected, "{}.csv", Strictness::Exact) {
         panic!("{e}\n  stderr: {stderr}");
     }
+}
+
+/// A signal while two threads parse one large file (see the CLI's `partition::halves`; forced
+/// here with `HANDOFF_PARTITION_SPLIT_MIN`): the second half's records are taken only once the
+/// first half reaches them, so the files hold exactly the first N records of the input, N being
+/// the count the summary names — never a hole, never a record of the second half without all
+/// before it. Signalled at several moments; at least one must land while the input is read.
+#[test]
+fn signal_while_two_threads_parse_a_file() {
+    let (header, records) = input();
+    let copies = 6_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = header.clone();
+    for _ in 0..copies {
+        all.extend(records.concat());
+    }
+    let path = dir.path().join("in.csv");
+    std::fs::write(&path, &all).unwrap();
+    let total = records.len() * copies;
+    let mut interrupted = 0;
+    for pause in [0u64, 5, 20, 80, 200, 500] {
+        let out = dir.path().join(format!("out{pause}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .current_dir(dir.path())
+            .env("HANDOFF_PARTITION_SPLIT_MIN", "1")
+            .args(["partition", "key"])
+            .arg(&out)
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !out.exists() && start.elapsed() < Duration::from_secs(20) {
+            sleep(Duration::from_millis(1));
+        }
+        sleep(Duration::from_millis(pause));
+        let (status, stderr) =
+            signal_and_wait(&mut child, libc::SIGINT, Duration::from_secs(60)).unwrap();
+        let n = summary_counts(&stderr)
+            .unwrap_or_else(|| panic!("no summary: {stderr}"))
+            .0;
+        match status.code() {
+            Some(130) => interrupted += usize::from(n < total),
+            Some(0) => assert_eq!(n, total, "{stderr}"),
+            _ => panic!("exit {status}: {stderr}"),
+        }
+        let mut sent = header.clone();
+        for record in records.iter().cycle().take(n) {
+            sent.extend_from_slice(record);
+        }
+        let expected = split(&[sent], &options());
+        let files = listing(&out).unwrap();
+        if let Err(e) = judge_files(&files, &expected, "{}.csv", Strictness::Exact) {
+            panic!("signalled {pause} ms in, {n} records named: {e}\n  stderr: {stderr}");
+        }
+    }
+    assert!(
+        interrupted > 0,
+        "every run ended before its signal: the test did not reach the parsing"
+    );
 }

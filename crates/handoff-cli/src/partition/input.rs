@@ -8,6 +8,8 @@
 //! the end of the input, so that a partial record read before the signal is never taken for an
 //! input's last line.
 
+use std::borrow::Borrow;
+use std::fs::File;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -134,6 +136,27 @@ impl Read for Prefetch {
         let n = buf.len().min(self.current.len() - self.at);
         buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
         self.at += n;
+        Ok(n)
+    }
+}
+
+/// A `Read` over a file from `at` on, by positional reads, which leave the file's offset alone
+/// (the file may be shared: see [`super::halves`]).
+pub struct ReadAt<F> {
+    file: F,
+    at: u64,
+}
+
+impl<F: Borrow<File>> ReadAt<F> {
+    pub fn new(file: F, at: u64) -> ReadAt<F> {
+        ReadAt { file, at }
+    }
+}
+
+impl<F: Borrow<File>> Read for ReadAt<F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = super::os::read_at(self.file.borrow(), buf, self.at)?;
+        self.at += n as u64;
         Ok(n)
     }
 }

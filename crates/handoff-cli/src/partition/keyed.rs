@@ -27,6 +27,12 @@ enum Key {
     Heap(Box<[u8]>),
 }
 
+impl AsRef<[u8]> for Key {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 impl Key {
     fn new(key: &[u8]) -> Key {
         if key.len() <= INLINE {
@@ -93,6 +99,11 @@ impl<V> Keyed<V> {
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Every key and its value, in the order of their numbers.
+    pub fn into_ordered(self) -> impl Iterator<Item = (impl AsRef<[u8]>, V)> {
+        self.entries.into_iter()
     }
 
     /// Forgets every key (and drops every value).

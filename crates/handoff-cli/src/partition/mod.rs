@@ -8,6 +8,7 @@
 //! before it are written whole, and the summary says how many.
 
 pub mod display;
+pub mod halves;
 pub mod input;
 pub mod job;
 pub mod keyed;
@@ -36,7 +37,8 @@ use handoff::pager::{Pager, Stats};
 
 use crate::progress::Progress;
 use display::{shown, shown_names, shown_path};
-use input::Prefetch;
+use halves::{Half, Plan, SecondHalf};
+use input::{Prefetch, ReadAt};
 pub use job::Job;
 use job::LayoutKind;
 use layout::Layout;
@@ -286,6 +288,31 @@ impl From<WriteError> for Stop {
 /// [`Splitter::next_plain`]).
 const BATCH: usize = 32;
 
+/// An input being read: its splitter, and the file (shared with a second half's parser) and
+/// its length if it is a regular file.
+struct Opened {
+    splitter: Splitter<Prefetch>,
+    file: Option<(Arc<File>, u64)>,
+}
+
+/// Where [`Feed::records`] stopped.
+enum Reached {
+    /// The end of the input (or a signal: see [`Splitter::stopped`]).
+    End,
+    /// The start of the second half, at a record boundary.
+    SecondHalf,
+}
+
+/// A `Read` over a file shared with a second half's parser, which reads it by positional
+/// reads.
+struct Shared(Arc<File>);
+
+impl Read for Shared {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
 /// The state carried from input to input.
 struct Feed<'a> {
     job: &'a Job,
@@ -305,6 +332,10 @@ struct Feed<'a> {
     expected: Option<usize>,
     summary: Summary,
     progress: Progress,
+    /// Bytes of the current input parsed by others: before a resumed splitter's start, and
+    /// by a second half still running (for the progress).
+    read_elsewhere: u64,
+    second_read: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Feed<'_> {
@@ -315,8 +346,9 @@ impl Feed<'_> {
         }
     }
 
-    fn open(&self, path: &Path) -> Result<Splitter<Prefetch>, Failure> {
+    fn open(&self, path: &Path) -> Result<Opened, Failure> {
         let name = display_name(path);
+        let mut shared = None;
         let input: Box<dyn Read + Send> = if path == Path::new("-") {
             Box::new(io::stdin())
         } else {
@@ -330,13 +362,39 @@ impl Feed<'_> {
                     "input {name} is a file inside OUTDIR"
                 )));
             }
-            Box::new(file)
+            match file.metadata() {
+                Ok(metadata) if metadata.is_file() => {
+                    let file = Arc::new(file);
+                    shared = Some((Arc::clone(&file), metadata.len()));
+                    Box::new(Shared(file))
+                }
+                _ => Box::new(file),
+            }
         };
-        Ok(Splitter::new(
-            Prefetch::spawn(input, Arc::clone(self.signal)),
+        Ok(Opened {
+            splitter: self.splitter(input, None),
+            file: shared,
+        })
+    }
+
+    /// A splitter over `input` read ahead; `resumed`: from a record boundary in the middle of
+    /// an input, on this line, after this terminator.
+    fn splitter(
+        &self,
+        input: Box<dyn Read + Send>,
+        resumed: Option<(u64, &'static [u8])>,
+    ) -> Splitter<Prefetch> {
+        let input = Prefetch::spawn(input, Arc::clone(self.signal));
+        let (delimiter, column) = (
             self.job.delimiter,
             self.columns.first().copied().unwrap_or(0),
-        ))
+        );
+        match resumed {
+            None => Splitter::new(input, delimiter, column),
+            Some((line, terminator)) => {
+                Splitter::resume(input, delimiter, column, line, terminator)
+            }
+        }
     }
 
     /// Step two: an input's header. The first one names the key column and becomes every
@@ -444,8 +502,117 @@ impl Feed<'_> {
         .into())
     }
 
-    /// Step three: an input's records, each to its key's file.
-    fn records(&mut self, splitter: &mut Splitter<Prefetch>, name: &str) -> Result<(), Stop> {
+    /// Step three for one input: its records, by two threads if it is large enough (see
+    /// [`halves`]). Once done, `splitter` is the last one used (a second half may have been
+    /// taken, and the rest read by another), and `read_elsewhere` what it did not read.
+    fn body(
+        &mut self,
+        splitter: &mut Splitter<Prefetch>,
+        file: Option<(Arc<File>, u64)>,
+        name: &str,
+    ) -> Result<(), Stop> {
+        let Some((file, len)) = file else {
+            return self.records(splitter, name, &mut None).map(drop);
+        };
+        let Some(half) = self.second_half(splitter, &file, len) else {
+            return self.records(splitter, name, &mut None).map(drop);
+        };
+        let mut limit = Some(half.start);
+        self.second_read = Some(Arc::clone(&half.read));
+        let reached = self.records(splitter, name, &mut limit);
+        self.second_read = None;
+        let taken = match reached {
+            Ok(Reached::SecondHalf) => half.join(false),
+            other => {
+                // The end, a stop or a wrong guess: the second half is dropped.
+                half.join(true);
+                self.outputs.lend(None);
+                return other.map(drop);
+            }
+        };
+        let Some(taken) = taken else {
+            // Its thread failed: this one reads on from where the second half began.
+            self.outputs.lend(None);
+            return self.records(splitter, name, &mut None).map(drop);
+        };
+        self.take_second_half(splitter, taken, &file, len)?;
+        if self.read_elsewhere == len || self.stopped().is_some() {
+            return Ok(());
+        }
+        self.records(splitter, name, &mut None).map(drop)
+    }
+
+    /// Starts a second half's parser for the rest of `file` (`len` bytes), if the input is
+    /// large enough and the bound lets its share hold about half of it.
+    fn second_half(
+        &mut self,
+        splitter: &Splitter<Prefetch>,
+        file: &Arc<File>,
+        len: u64,
+    ) -> Option<SecondHalf> {
+        let expected = self.expected?;
+        let from = splitter.consumed();
+        if self.columns.len() != 1 || !halves::worth_splitting(from, len) {
+            return None;
+        }
+        let share = self.outputs.budget() / 2;
+        if (share as u64) < len.saturating_sub(from) / 2 {
+            return None; // it would stop early, for want of memory
+        }
+        let plan = Plan {
+            file: Arc::clone(file),
+            delimiter: self.job.delimiter,
+            column: self.columns[0],
+            expected,
+            skip_malformed: self.job.skip_malformed,
+            prefix_length: self.job.prefix_length,
+            share,
+            signal: Arc::clone(self.signal),
+        };
+        let half = halves::start(plan, from, len)?;
+        self.outputs.lend(Some(Arc::clone(&half.held)));
+        self.outputs.create_files_late();
+        Some(half)
+    }
+
+    /// Takes what the second half found, once the first half's parser (`splitter`) stopped
+    /// where it begins; `splitter` becomes one for what it left: nothing if it reached the end
+    /// (or a signal came), else the rest from where it stopped.
+    fn take_second_half(
+        &mut self,
+        splitter: &mut Splitter<Prefetch>,
+        taken: Half,
+        file: &Arc<File>,
+        len: u64,
+    ) -> Result<(), Stop> {
+        let line = splitter.line() + taken.lines;
+        let terminator = taken
+            .last_terminator
+            .unwrap_or_else(|| splitter.last_terminator());
+        let (resume_at, ended) = (taken.resume_at, taken.ended);
+        self.summary.records += taken.records;
+        self.summary.malformed += taken.malformed;
+        self.outputs.merge(taken)?;
+        let rest: Box<dyn Read + Send> = if ended {
+            self.read_elsewhere = len;
+            Box::new(io::empty())
+        } else {
+            self.read_elsewhere = resume_at;
+            Box::new(ReadAt::new(Arc::clone(file), resume_at))
+        };
+        *splitter = self.splitter(rest, Some((line, terminator)));
+        Ok(())
+    }
+
+    /// Step three: an input's records, each to its key's file; with `limit` (where a second
+    /// half begins), up to there if a record ends there, else (the guess was wrong: see
+    /// [`halves`]) to the end, and `limit` is taken away.
+    fn records(
+        &mut self,
+        splitter: &mut Splitter<Prefetch>,
+        name: &str,
+        limit: &mut Option<u64>,
+    ) -> Result<Reached, Stop> {
         // Several key columns: every field is decoded (the CSV path), then the key joined.
         let several = self.columns.len() > 1;
         let last = self.columns.iter().copied().max().unwrap_or(0);
@@ -457,12 +624,26 @@ impl Feed<'_> {
         };
         let (mut spans, mut found) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
         loop {
+            if let Some(at) = *limit {
+                match splitter.consumed().cmp(&at) {
+                    std::cmp::Ordering::Less => {}
+                    std::cmp::Ordering::Equal => return Ok(Reached::SecondHalf),
+                    // A record ran on past the guess: the second half is wrong.
+                    std::cmp::Ordering::Greater => *limit = None,
+                }
+            }
             if !several {
                 // Plain lines, a run at a time: their keys are looked up together first.
                 spans.clear();
                 while spans.len() < BATCH {
                     match splitter.next_plain() {
-                        Some(span) => spans.push(span),
+                        Some(span) => {
+                            let end = limit.map(|_| splitter.end_of(&span));
+                            spans.push(span);
+                            if end >= *limit && end.is_some() {
+                                break; // at the second half (or past it)
+                            }
+                        }
                         None => break,
                     }
                 }
@@ -487,7 +668,7 @@ impl Feed<'_> {
             }
             let record = match splitter.next_record(several) {
                 Ok(Some(record)) => record,
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(Reached::End),
                 Err(error) => return Err(split_failure(error, name).into()),
             };
             let has_key = if several {
@@ -528,8 +709,13 @@ impl Feed<'_> {
             self.progress.warn(&warning);
         }
         if self.summary.records.is_multiple_of(65_536) {
+            let elsewhere = self.read_elsewhere
+                + self
+                    .second_read
+                    .as_ref()
+                    .map_or(0, |read| read.load(Ordering::Relaxed));
             self.progress.update(
-                bytes_read + self.summary.bytes_read,
+                bytes_read + elsewhere + self.summary.bytes_read,
                 self.summary.records,
                 self.outputs.keys(),
                 &self.outputs.stats(),
@@ -544,7 +730,8 @@ impl Feed<'_> {
         }
         for path in inputs {
             let name = display_name(path);
-            let mut splitter = self.open(path)?;
+            let Opened { mut splitter, file } = self.open(path)?;
+            self.read_elsewhere = 0;
             let result = (|| {
                 if !self.job.no_headers {
                     self.header(&mut splitter, &name)?;
@@ -552,9 +739,9 @@ impl Feed<'_> {
                 if splitter.stopped() {
                     return Ok(());
                 }
-                self.records(&mut splitter, &name)
+                self.body(&mut splitter, file, &name)
             })();
-            self.summary.bytes_read += splitter.bytes_read();
+            self.summary.bytes_read += self.read_elsewhere + splitter.bytes_read();
             result?;
             if splitter.stopped() {
                 return Err(self.stopped().unwrap_or(Stop::Signal(0)));
@@ -640,6 +827,8 @@ pub fn run(job: &Job, signal: &Arc<AtomicUsize>) -> Result<Summary, Failure> {
         expected: None,
         summary: Summary::default(),
         progress: Progress::new(job.quiet, total_size(&inputs)),
+        read_elsewhere: 0,
+        second_read: None,
     };
     let stop = feed.all(&inputs).err();
     finish(feed, stop, started)

@@ -17,7 +17,8 @@
 //! buffers keep the floor, the run goes over `--memory`, and it says so once (see
 //! [`Outputs::take_warning`]).
 
-use std::io::{self, Read};
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -25,6 +26,8 @@ use std::thread::JoinHandle;
 use handoff::pager::{Pager, Stats, VirtualFile};
 
 use super::display::{shown, shown_names, shown_path};
+use super::halves::Half;
+use super::input::ReadAt;
 use super::keyed::Keyed;
 use super::layout::Layout;
 use super::outdir::{Existing, Outdir};
@@ -93,23 +96,9 @@ pub struct Finished {
     pub dir: Arc<Outdir>,
 }
 
-/// A `Read` over a file by positional reads, which leave its offset alone.
-struct ReadAt<'a> {
-    file: &'a std::fs::File,
-    at: u64,
-}
-
-impl Read for ReadAt<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = super::os::read_at(self.file, buf, self.at)?;
-        self.at += n as u64;
-        Ok(n)
-    }
-}
-
 /// The field names of the first record of a file (a BOM left out), `None` if it is empty.
 pub fn first_record(file: &std::fs::File, delimiter: u8) -> io::Result<Option<Vec<Vec<u8>>>> {
-    let mut splitter = Splitter::with_buffer(ReadAt { file, at: 0 }, delimiter, 0, 4096);
+    let mut splitter = Splitter::with_buffer(ReadAt::new(file, 0), delimiter, 0, 4096);
     let count = match splitter.next_record(true) {
         Ok(Some(record)) => record.fields,
         Ok(None) => return Ok(None),
@@ -140,12 +129,16 @@ pub fn whole_records(buf: &[u8], reached: u64, delimiter: u8) -> (usize, u64) {
     (end, count)
 }
 
-/// Key `at`'s records, waiting for the writer.
+/// Key `at`'s records, waiting for the writer: `earlier`, then `buf`.
 struct Slot {
+    /// Records that go before `buf`'s (those of the first half, when the second half's are
+    /// taken: see [`Outputs::merge`]); usually empty.
+    earlier: Vec<u8>,
     buf: Vec<u8>,
     /// Records in `buf`.
     pending: u64,
-    /// `buf` starts with the header (a new file not written yet).
+    /// `earlier` (or `buf`, if `earlier` is empty) starts with the header (a new file not
+    /// written yet).
     header_in_buf: bool,
     /// The file, once the writer has opened it (shared to see whether it is resident).
     file: Arc<OnceLock<VirtualFile>>,
@@ -172,6 +165,11 @@ pub struct Outputs {
     new_keys: Vec<NewKey>,
     /// The buffers have reached the bound at least once (see [`NewKey::early`]).
     pressed: bool,
+    /// Files are created at their first write, not when their key is first seen (see
+    /// [`Outputs::create_files_late`]).
+    late: bool,
+    /// What the second half's buffers hold, while it runs (see [`Outputs::lend`]).
+    lent: Option<Arc<AtomicUsize>>,
     /// Capacity of the buffers held here.
     held: usize,
     /// Capacity of the buffers handed to the writer and not yet written.
@@ -207,6 +205,8 @@ impl Outputs {
             sizes: SizeClasses::default(),
             new_keys: Vec::new(),
             pressed: false,
+            late: false,
+            lent: None,
             held: 0,
             in_flight: 0,
             bookkeeping: 0,
@@ -233,6 +233,68 @@ impl Outputs {
 
     pub fn stats(&self) -> Stats {
         self.pager.stats()
+    }
+
+    /// What the buffers may hold now.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// While the second half of an input runs (see [`super::halves`]), what its buffers
+    /// hold (`held`) is taken off the buffers' budget here; `None` once it is merged or
+    /// dropped.
+    pub fn lend(&mut self, held: Option<Arc<AtomicUsize>>) {
+        self.lent = held;
+    }
+
+    /// What the buffers here may hold now: the budget, less what the second half holds.
+    #[inline]
+    fn room(&self) -> usize {
+        let lent = self
+            .lent
+            .as_ref()
+            .map_or(0, |held| held.load(Ordering::Relaxed));
+        self.budget.saturating_sub(lent)
+    }
+
+    /// From now on, a new key's file is created at its first write (usually at the end), not
+    /// early by the writer: while two threads parse, the writer's early creating would take
+    /// a core from them, and a file created early costs a second open (and a `statx`) at
+    /// its write.
+    pub fn create_files_late(&mut self) {
+        self.late = true;
+    }
+
+    /// Takes the second half's records, after every record added so far: its keys in the
+    /// order it first saw them (those new here numbered after the keys seen here, as one
+    /// parser would have numbered them), and the share of the bound it was lent back.
+    pub fn merge(&mut self, half: Half) -> Result<(), WriteError> {
+        self.lent = None;
+        for (key, part) in half.keys.into_ordered() {
+            let key = key.as_ref();
+            let at = match self.slots.find(key) {
+                Some(at) => at,
+                None => self.new_output(key, 0)?,
+            };
+            let slot = &mut self.slots[at];
+            let before = slot.earlier.capacity() + slot.buf.capacity();
+            if slot.earlier.is_empty() {
+                slot.earlier = std::mem::replace(&mut slot.buf, part.buf);
+            } else {
+                // (A third part: the earlier two are made one, which seldom happens: two
+                // inputs split, with a key held over from the first.)
+                slot.earlier.extend_from_slice(&slot.buf);
+                slot.buf = part.buf;
+            }
+            slot.pending += part.records;
+            let len = slot.earlier.len() + slot.buf.len();
+            self.held = self.held - before + slot.earlier.capacity() + slot.buf.capacity();
+            self.sizes.set(at, len);
+        }
+        if self.held + self.in_flight > self.budget {
+            self.make_room()?;
+        }
+        Ok(())
     }
 
     /// The per-key bookkeeping so far, in bytes (an estimate: [`PER_KEY`] a key, and twice
@@ -322,17 +384,13 @@ impl Outputs {
             None => self.new_output(key, parts.iter().map(|part| part.len()).sum())?,
         };
         let slot = &mut self.slots[at];
-        let (before, len) = (slot.buf.capacity(), slot.buf.len());
-        for part in parts {
-            // The BOM and the missing terminator are nearly always empty: no call for them.
-            if !part.is_empty() {
-                slot.buf.extend_from_slice(part);
-            }
-        }
+        let (before, len) = (slot.buf.capacity(), slot.earlier.len() + slot.buf.len());
+        super::sizes::append(&mut slot.buf, &parts);
         slot.pending += 1;
         self.held += slot.buf.capacity() - before;
-        self.sizes.grew(at, len, slot.buf.len());
-        if self.held + self.in_flight > self.budget {
+        self.sizes
+            .grew(at, len, slot.earlier.len() + slot.buf.len());
+        if self.held + self.in_flight > self.room() {
             self.make_room()?;
         }
         Ok(())
@@ -407,7 +465,7 @@ impl Outputs {
             // Once the bound has been reached, a new key's buffer is likely to be written
             // mid-run: its file is then best created by the pager at that first write (a
             // file created early would need a slower open by the pager then).
-            early: !self.pressed,
+            early: !self.pressed && !self.late,
         });
         if self.new_keys.len() >= CREATE_BATCH {
             self.send_new_keys()?;
@@ -424,6 +482,7 @@ impl Outputs {
         self.held += buf.capacity();
         let header_in_buf = !buf.is_empty();
         let slot = Slot {
+            earlier: Vec::new(),
             buf,
             pending: 0,
             header_in_buf,
@@ -482,11 +541,12 @@ impl Outputs {
     /// waits while the writer is behind by more than the other half.
     fn make_room(&mut self) -> Result<(), WriteError> {
         self.collect(false)?;
-        if self.held + self.in_flight <= self.budget {
+        let room = self.room();
+        if self.held + self.in_flight <= room {
             return Ok(());
         }
         self.pressed = true;
-        while self.held > self.budget / 2 {
+        while self.held > room / 2 {
             let largest = self.sizes.largest();
             let Some(&last) = largest.last() else {
                 break;
@@ -502,7 +562,7 @@ impl Outputs {
                 .unwrap_or(last);
             self.hand_over(at)?;
         }
-        while self.held + self.in_flight > self.budget {
+        while self.held + self.in_flight > room {
             self.collect(true)?;
         }
         Ok(())
@@ -513,11 +573,12 @@ impl Outputs {
         let slot = &mut self.slots[at];
         let handed = Handed {
             at,
+            earlier: std::mem::take(&mut slot.earlier),
             buf: std::mem::take(&mut slot.buf),
             records: std::mem::take(&mut slot.pending),
             header_in_buf: std::mem::take(&mut slot.header_in_buf),
         };
-        self.held -= handed.buf.capacity();
+        self.held -= handed.capacity();
         self.sizes.set(at, 0);
         handed
     }
@@ -525,7 +586,7 @@ impl Outputs {
     /// Gives key `at`'s buffer to the writer.
     fn hand_over(&mut self, at: u32) -> Result<(), WriteError> {
         let handed = self.take(at);
-        self.in_flight += handed.buf.capacity();
+        self.in_flight += handed.capacity();
         self.send(Task::Write(handed))
     }
 
@@ -537,7 +598,7 @@ impl Outputs {
     pub fn finish(mut self) -> Finished {
         let mut first: Option<WriteError> = None;
         let full: Vec<u32> = (0..self.slots.len() as u32)
-            .filter(|&at| !self.slots[at].buf.is_empty())
+            .filter(|&at| !self.slots[at].buf.is_empty() || !self.slots[at].earlier.is_empty())
             .collect();
         let last: Vec<Handed> = full.into_iter().map(|at| self.take(at)).collect();
         if let Err(error) = self.send_new_keys() {

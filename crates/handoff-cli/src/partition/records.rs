@@ -111,7 +111,7 @@ pub struct Splitter<R> {
 }
 
 /// The terminator that `bytes` ends with, if any.
-fn terminator_of(bytes: &[u8]) -> Option<&'static [u8]> {
+pub fn terminator_of(bytes: &[u8]) -> Option<&'static [u8]> {
     match bytes {
         [.., b'\r', b'\n'] => Some(b"\r\n"),
         [.., b'\n'] => Some(b"\n"),
@@ -195,6 +195,45 @@ impl<R: Read> Splitter<R> {
             bytes_read: 0,
             stopped: false,
         }
+    }
+
+    /// A splitter for an input read from a record boundary in its middle (see
+    /// [`super::halves`]): no BOM is looked for, lines are counted from `line`, and a last
+    /// record without a terminator is given `last_terminator` until another is seen.
+    pub fn resume(
+        input: R,
+        delimiter: u8,
+        column: usize,
+        line: u64,
+        last_terminator: &'static [u8],
+    ) -> Splitter<R> {
+        let mut splitter = Splitter::new(input, delimiter, column);
+        splitter.bom_checked = true;
+        splitter.line = line;
+        splitter.last_terminator = last_terminator;
+        splitter
+    }
+
+    /// Bytes of the input taken by the records (and blank lines) returned so far.
+    #[inline]
+    pub fn consumed(&self) -> u64 {
+        self.bytes_read - (self.end - self.pos) as u64
+    }
+
+    /// Where `span` ends in the input (valid while [`Splitter::span`] is).
+    #[inline]
+    pub fn end_of(&self, span: &Span) -> u64 {
+        self.bytes_read - (self.end - span.end) as u64
+    }
+
+    /// The line the next record starts on (1-based).
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// The last terminator seen (`\n` before any, or as given to [`Splitter::resume`]).
+    pub fn last_terminator(&self) -> &'static [u8] {
+        self.last_terminator
     }
 
     pub fn set_column(&mut self, column: usize) {

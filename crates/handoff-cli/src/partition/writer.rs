@@ -59,12 +59,26 @@ pub enum Task {
     Last(Vec<Handed>),
 }
 
-/// Key `at`'s buffer: whole records, the header first if `header_in_buf`.
+/// Key `at`'s records: `earlier`, then `buf` (whole records, the header first if
+/// `header_in_buf`).
 pub struct Handed {
     pub at: u32,
+    /// Usually empty (see `Outputs::merge`).
+    pub earlier: Vec<u8>,
     pub buf: Vec<u8>,
     pub records: u64,
     pub header_in_buf: bool,
+}
+
+impl Handed {
+    /// The memory its buffers take.
+    pub fn capacity(&self) -> usize {
+        self.earlier.capacity() + self.buf.capacity()
+    }
+
+    fn len(&self) -> usize {
+        self.earlier.len() + self.buf.len()
+    }
 }
 
 /// What the writer tells the main thread.
@@ -150,7 +164,7 @@ pub fn run(setup: Setup, tasks: Receiver<Task>, back: Sender<Back>) -> Done {
                 if let Err(error) = result {
                     writer.failed(error);
                 }
-                let _ = writer.back.send(Back::Freed(handed.buf.capacity()));
+                let _ = writer.back.send(Back::Freed(handed.capacity()));
             }
             Task::Last(last) => writer.last(last),
         }
@@ -412,10 +426,7 @@ fn runs(outputs: &mut [Output], handed: Vec<Handed>, count: usize) -> Vec<Run<'_
 
 /// What writing `handed` costs, about: a file costs as much as 16 KiB written.
 fn cost(handed: &[Handed]) -> usize {
-    handed
-        .iter()
-        .map(|handed| handed.buf.len() + (16 << 10))
-        .sum()
+    handed.iter().map(|handed| handed.len() + (16 << 10)).sum()
 }
 
 /// The lock's guard, poisoned or not (a thread that panicked is resumed after the join).
@@ -659,11 +670,20 @@ impl Output {
         handed: &Handed,
         counts: &mut Counts,
     ) -> Result<(), WriteError> {
-        let buf = &handed.buf;
         let before = std::mem::take(&mut self.before);
-        let result = file.write_all(&before).and_then(|()| file.write_all(buf));
+        let result = file
+            .write_all(&before)
+            .and_then(|()| file.write_all(&handed.earlier))
+            .and_then(|()| file.write_all(&handed.buf));
         if let Err(error) = result {
             self.failed = true;
+            let joined;
+            let buf = if handed.earlier.is_empty() {
+                &handed.buf
+            } else {
+                joined = [&handed.earlier[..], &handed.buf].concat();
+                &joined
+            };
             // Keep the records that reached the file whole; cut off the rest.
             let on_disk = file.len().unwrap_or(self.len);
             let start = self.len + before.len() as u64;
@@ -689,7 +709,7 @@ impl Output {
             };
             return Err(self.error(&setup.dir, error));
         }
-        let wrote = (before.len() + buf.len()) as u64;
+        let wrote = (before.len() + handed.len()) as u64;
         self.len += wrote;
         counts.bytes += wrote;
         counts.records += handed.records;

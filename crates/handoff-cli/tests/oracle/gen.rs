@@ -125,6 +125,9 @@ pub struct Case {
     pub skip_malformed: bool,
     /// The last input comes from standard input.
     pub stdin: bool,
+    /// Every input that is a file is parsed by two threads, however small
+    /// (`HANDOFF_PARTITION_SPLIT_MIN=1`: see the CLI's `partition::halves`).
+    pub split: bool,
     pub inputs: Vec<GenInput>,
 }
 
@@ -260,6 +263,7 @@ fn input(
     key_index: usize,
     malformed: bool,
     first: bool,
+    records: std::ops::Range<usize>,
 ) -> impl Strategy<Value = GenInput> {
     let header = match names {
         Some(names) => header(names).prop_map(Some).boxed(),
@@ -269,7 +273,7 @@ fn input(
         prop::bool::weighted(0.2),
         prop_oneof![4 => Just(vec![]), 1 => prop::collection::vec(term(), 1..3)],
         header,
-        prop::collection::vec(record(ncols, key_index, malformed), 0..10),
+        prop::collection::vec(record(ncols, key_index, malformed), records),
         prop::bool::weighted(0.75),
         if malformed {
             prop::option::weighted(
@@ -306,13 +310,19 @@ fn input(
 
 /// A whole run: options and 1–3 inputs.
 pub fn case() -> impl Strategy<Value = Case> {
+    case_sized(0..10)
+}
+
+/// A whole run whose inputs hold `records` records each (besides the header).
+pub fn case_sized(records: std::ops::Range<usize>) -> impl Strategy<Value = Case> {
+    let (least, most) = (records.start, records.end);
     (
         prop::bool::weighted(0.8),
         select(b",;\t|".to_vec()),
         1..=4usize,
         prop::bool::weighted(0.3),
     )
-        .prop_flat_map(|(headers, delimiter, ncols, malformed)| {
+        .prop_flat_map(move |(headers, delimiter, ncols, malformed)| {
             (0..ncols).prop_flat_map(move |key_index| {
                 let key_name = select(vec![
                     b"k".to_vec(),
@@ -335,7 +345,11 @@ pub fn case() -> impl Strategy<Value = Case> {
                             .collect()
                     });
                     let inputs: Vec<_> = (0..ninputs)
-                        .map(|i| input(names.clone(), ncols, key_index, malformed, i == 0).boxed())
+                        .map(|i| {
+                            let records = least..most;
+                            input(names.clone(), ncols, key_index, malformed, i == 0, records)
+                                .boxed()
+                        })
                         .collect();
                     (
                         Just(key_name),
@@ -348,6 +362,7 @@ pub fn case() -> impl Strategy<Value = Case> {
                         prop::bool::weighted(if malformed { 0.15 } else { 0.0 }),
                         prop_oneof![4 => Just("{}.csv"), 1 => Just("p-{}.txt"), 1 => Just("{}")],
                         outdir(),
+                        prop::bool::ANY,
                     )
                         .prop_map(
                             move |(
@@ -361,6 +376,7 @@ pub fn case() -> impl Strategy<Value = Case> {
                                 mismatch,
                                 template,
                                 outdir,
+                                split,
                             )| {
                                 // A later input whose header names another column.
                                 if mismatch {
@@ -382,6 +398,7 @@ pub fn case() -> impl Strategy<Value = Case> {
                                     outdir,
                                     skip_malformed,
                                     stdin,
+                                    split,
                                     inputs,
                                 }
                             },

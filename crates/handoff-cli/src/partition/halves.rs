@@ -1,0 +1,312 @@
+//! A large input's second half, parsed on a thread of its own while the main thread parses the
+//! first: with two cores, the parsing takes about half the time.
+//!
+//! Where the halves meet is a guess: the first line break after the middle. It is right if the
+//! first half's parser, reading on, finds a record boundary there (the break is not inside a
+//! quoted field). The main thread sees that when it gets there; if its record runs on past the
+//! guess, it cancels the second half and reads on alone (nothing of the second half was
+//! written). When the guess is right, the second half's records are those one parser would find:
+//! a record's parse depends only on where it starts (csv-core is reset at every record), but
+//! for three things the second half leaves to the main thread: the BOM (looked for only at the
+//! start of an input), the line numbers (for messages) and the terminator given to a last record
+//! that lacks one. So it stops before any record it cannot simply take (a malformed one without
+//! `--skip-malformed`, an unterminated last one, one it fails to read), and before its buffers
+//! pass its share of `--memory`; the main thread takes its keys after its own, in the order the
+//! second half first saw them (as one parser would have numbered them), and reads on from where
+//! it stopped with one parser, which meets whatever stopped it, with the right line.
+//!
+//! Until the main thread takes them, the second half's records are only in its buffers, never
+//! written: a stop in the first half (a signal, a failure) leaves the files holding a prefix of
+//! the input, as one parser would. Its buffers count against `--memory` (the main thread lends
+//! it a share); its table of keys (a few dozen bytes a key) does not.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::input::ReadAt;
+use super::keyed::Keyed;
+use super::records::{terminator_of, Splitter};
+use super::BATCH;
+
+/// Inputs with less than this left after the header are parsed by one thread (overridden by
+/// `HANDOFF_PARTITION_SPLIT_MIN`, in bytes, for tests).
+const SPLIT_MIN: u64 = 16 << 20;
+
+/// A new key's buffer starts with room for this much (it doubles as it grows).
+const FIRST_CAPACITY: usize = 256;
+
+/// The first half's share of the input, in percent: the main thread has more to do per record
+/// (the writer's bookkeeping, the progress; its reading is done by a thread of its own), and
+/// with halves of one size it ended 70–160 ms after the second half here (2M lines, 50,000
+/// keys).
+const FIRST_SHARE: u64 = 45;
+
+/// How far past the guess a line break is looked for.
+const SEARCH: usize = 1 << 20;
+
+/// One key's records in the second half.
+pub struct Part {
+    pub buf: Vec<u8>,
+    pub records: u64,
+}
+
+/// What the second half found.
+pub struct Half {
+    /// Its keys, numbered in the order it first saw them, with their records.
+    pub keys: Keyed<Part>,
+    /// Capacity of the buffers.
+    pub held: usize,
+    pub records: u64,
+    /// Records skipped (`--skip-malformed`).
+    pub malformed: u64,
+    /// Where the records it did not take start (the end of the input if it took them all).
+    pub resume_at: u64,
+    /// Lines it took: the main thread's line count goes on from its own plus these.
+    pub lines: u64,
+    /// The terminator of the last record it took (`None` if it took none).
+    pub last_terminator: Option<&'static [u8]>,
+    /// It took every record to the end of the input.
+    pub ended: bool,
+}
+
+/// What the second half's parser needs to know.
+pub struct Plan {
+    pub file: Arc<File>,
+    pub delimiter: u8,
+    pub column: usize,
+    /// The number of fields every record must have.
+    pub expected: usize,
+    pub skip_malformed: bool,
+    pub prefix_length: Option<u64>,
+    /// The capacity its buffers may reach.
+    pub share: usize,
+    pub signal: Arc<AtomicUsize>,
+}
+
+/// The second half, being parsed.
+pub struct SecondHalf {
+    /// Where it starts: the guess.
+    pub start: u64,
+    cancel: Arc<AtomicBool>,
+    /// Bytes of the input it has parsed so far (for the progress).
+    pub read: Arc<AtomicU64>,
+    /// What its buffers hold (taken off the main thread's budget meanwhile).
+    pub held: Arc<AtomicUsize>,
+    thread: JoinHandle<Half>,
+}
+
+/// Whether an input of `len` bytes, `from` of which are parsed, is worth splitting.
+pub fn worth_splitting(from: u64, len: u64) -> bool {
+    let least = std::env::var("HANDOFF_PARTITION_SPLIT_MIN")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(SPLIT_MIN);
+    len.saturating_sub(from) >= least.max(1)
+}
+
+/// Starts parsing the part of `plan.file` (`len` bytes) after the first line break past the
+/// middle of `from..len`; `None` if there is no such break near the middle, or no thread.
+pub fn start(plan: Plan, from: u64, len: u64) -> Option<SecondHalf> {
+    let first = u128::from(len - from) * u128::from(FIRST_SHARE) / 100;
+    let middle = from + u64::try_from(first).ok()?;
+    let mut window = vec![0; SEARCH.min(usize::try_from(len - middle).ok()?)];
+    let mut got = 0;
+    while got < window.len() {
+        match super::os::read_at(&plan.file, &mut window[got..], middle + got as u64) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got += n,
+        }
+    }
+    let at = memchr::memchr(b'\n', &window)?;
+    let start = middle + at as u64 + 1;
+    if start >= len {
+        return None;
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    let read = Arc::new(AtomicU64::new(0));
+    let held = Arc::new(AtomicUsize::new(0));
+    let shared = Shared {
+        cancel: Arc::clone(&cancel),
+        read: Arc::clone(&read),
+        held: Arc::clone(&held),
+    };
+    let thread = std::thread::Builder::new()
+        .name("second half".into())
+        .spawn(move || parse(&plan, start, &shared))
+        .ok()?;
+    Some(SecondHalf {
+        start,
+        cancel,
+        read,
+        held,
+        thread,
+    })
+}
+
+impl SecondHalf {
+    /// What it found (it is told to stop first if `cancel`).
+    pub fn join(self, cancel: bool) -> Option<Half> {
+        if cancel {
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+        self.thread.join().ok()
+    }
+}
+
+/// What the second half's parser shares with the main thread.
+struct Shared {
+    cancel: Arc<AtomicBool>,
+    read: Arc<AtomicU64>,
+    held: Arc<AtomicUsize>,
+}
+
+/// What to do with a record.
+enum Verdict {
+    Take,
+    Skip,
+    Stop,
+}
+
+impl Half {
+    fn verdict(&mut self, plan: &Plan, fields: usize, has_key: bool) -> Verdict {
+        if has_key && fields == plan.expected {
+            Verdict::Take
+        } else if plan.skip_malformed {
+            self.malformed += 1;
+            Verdict::Skip
+        } else {
+            Verdict::Stop
+        }
+    }
+
+    /// Adds a record to its key's buffer; `false` if it cannot (past `u32::MAX` keys: the
+    /// main thread meets that itself).
+    fn add(&mut self, found: Option<u32>, key: &[u8], raw: &[u8], held: &AtomicUsize) -> bool {
+        let held_before = self.held;
+        let at = match found.or_else(|| self.keys.find(key)) {
+            Some(at) => at,
+            None => {
+                let part = Part {
+                    buf: Vec::with_capacity(FIRST_CAPACITY.max(raw.len())),
+                    records: 0,
+                };
+                self.held += part.buf.capacity();
+                match self.keys.push(key, part) {
+                    Some(at) => at,
+                    None => return false,
+                }
+            }
+        };
+        let part = &mut self.keys[at];
+        let before = part.buf.capacity();
+        super::sizes::append(&mut part.buf, &[raw]);
+        part.records += 1;
+        self.held += part.buf.capacity() - before;
+        if self.held != held_before {
+            // (Seldom: the main thread reads it at every record.)
+            held.store(self.held, Ordering::Relaxed);
+        }
+        self.records += 1;
+        true
+    }
+
+    /// Records taken up to `end` (relative to the half's start), the next line `line`.
+    fn took(&mut self, start: u64, end: u64, line: u64, terminator: &'static [u8]) {
+        self.resume_at = start + end;
+        self.lines = line - 1;
+        self.last_terminator = Some(terminator);
+    }
+}
+
+/// The second half's parser: from `start` on, until the end, a record it cannot take, its
+/// share of memory is used, or it is cancelled (or a signal came).
+fn parse(plan: &Plan, start: u64, shared: &Shared) -> Half {
+    let input = ReadAt::new(Arc::clone(&plan.file), start);
+    // (The terminator given is never used: a record that lacks one is left to the main thread.)
+    let mut splitter = Splitter::resume(input, plan.delimiter, plan.column, 1, b"\n");
+    let mut half = Half {
+        keys: Keyed::default(),
+        held: 0,
+        records: 0,
+        malformed: 0,
+        resume_at: start,
+        lines: 0,
+        last_terminator: None,
+        ended: false,
+    };
+    let prefix = |key: &[u8]| -> usize {
+        plan.prefix_length.map_or(key.len(), |n| {
+            usize::try_from(n).unwrap_or(usize::MAX).min(key.len())
+        })
+    };
+    let (mut spans, mut found) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+    loop {
+        if shared.cancel.load(Ordering::Relaxed) || plan.signal.load(Ordering::Relaxed) != 0 {
+            return half;
+        }
+        shared.read.store(splitter.consumed(), Ordering::Relaxed);
+        spans.clear();
+        while spans.len() < BATCH {
+            match splitter.next_plain() {
+                Some(span) => spans.push(span),
+                None => break,
+            }
+        }
+        if !spans.is_empty() {
+            found.clear();
+            found.extend(spans.iter().map(|span| {
+                let key = splitter.span(span).1.unwrap_or_default();
+                half.keys.find(&key[..prefix(key)])
+            }));
+            for (span, &found) in spans.iter().zip(&found) {
+                let (raw, key) = splitter.span(span);
+                match half.verdict(plan, span.fields, key.is_some()) {
+                    Verdict::Stop => return half,
+                    Verdict::Skip => {}
+                    Verdict::Take => {
+                        let key = key.unwrap_or_default();
+                        if !half.add(found, &key[..prefix(key)], raw, &shared.held) {
+                            return half;
+                        }
+                    }
+                }
+                let terminator = terminator_of(raw).unwrap_or(b"\n");
+                half.took(start, splitter.end_of(span), span.line + 1, terminator);
+                if half.held > plan.share {
+                    return half;
+                }
+            }
+            continue;
+        }
+        let record = match splitter.next_record(false) {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                // (Stopped only by an interrupted read, which a positional read of a regular
+                // file is not; looked at all the same.)
+                half.ended = !splitter.stopped();
+                return half;
+            }
+            Err(_) => return half,
+        };
+        if !record.missing.is_empty() || !record.bom.is_empty() {
+            return half;
+        }
+        match half.verdict(plan, record.fields, record.key.is_some()) {
+            Verdict::Stop => return half,
+            Verdict::Skip => {}
+            Verdict::Take => {
+                let key = record.key.unwrap_or_default();
+                if !half.add(None, &key[..prefix(key)], record.raw, &shared.held) {
+                    return half;
+                }
+            }
+        }
+        let (end, line) = (splitter.consumed(), splitter.line());
+        half.took(start, end, line, splitter.last_terminator());
+        if half.held > plan.share {
+            return half;
+        }
+    }
+}
