@@ -22,7 +22,7 @@
 //! bytes and records written are the writer's: exactly what the files hold.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 
@@ -671,10 +671,7 @@ impl Output {
         counts: &mut Counts,
     ) -> Result<(), WriteError> {
         let before = std::mem::take(&mut self.before);
-        let result = file
-            .write_all(&before)
-            .and_then(|()| file.write_all(&handed.earlier))
-            .and_then(|()| file.write_all(&handed.buf));
+        let result = file.write_parts([&before, &handed.earlier, &handed.buf]);
         if let Err(error) = result {
             self.failed = true;
             let joined;
@@ -720,14 +717,15 @@ impl Output {
 /// Where a buffer is written: the key's virtual file, or a plain file (see
 /// [`Output::write_once`]).
 trait Sink {
-    fn write_all(&self, buf: &[u8]) -> io::Result<()>;
+    /// Writes all of `parts`, in order.
+    fn write_parts(&self, parts: [&[u8]; 3]) -> io::Result<()>;
     fn len(&self) -> io::Result<u64>;
     fn set_len(&self, len: u64) -> io::Result<()>;
 }
 
 impl Sink for VirtualFile {
-    fn write_all(&self, buf: &[u8]) -> io::Result<()> {
-        Write::write_all(&mut &*self, buf)
+    fn write_parts(&self, parts: [&[u8]; 3]) -> io::Result<()> {
+        write_all_vectored(&mut &*self, parts)
     }
 
     fn len(&self) -> io::Result<u64> {
@@ -740,8 +738,8 @@ impl Sink for VirtualFile {
 }
 
 impl Sink for File {
-    fn write_all(&self, buf: &[u8]) -> io::Result<()> {
-        Write::write_all(&mut &*self, buf)
+    fn write_parts(&self, parts: [&[u8]; 3]) -> io::Result<()> {
+        write_all_vectored(&mut &*self, parts)
     }
 
     fn len(&self) -> io::Result<u64> {
@@ -751,4 +749,22 @@ impl Sink for File {
     fn set_len(&self, len: u64) -> io::Result<()> {
         File::set_len(self, len)
     }
+}
+
+/// Writes all of `parts`, in order, in as few calls as `out` allows: one `writev` for a plain
+/// file (a key whose records are in two parts would otherwise cost two writes), a write per
+/// part for a virtual file. (`Write::write_all_vectored` is not stable yet.)
+fn write_all_vectored(out: &mut impl Write, parts: [&[u8]; 3]) -> io::Result<()> {
+    let mut slices = parts.map(IoSlice::new);
+    let mut slices = &mut slices[..];
+    IoSlice::advance_slices(&mut slices, 0); // (skips empty parts at the front)
+    while !slices.is_empty() {
+        match out.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
