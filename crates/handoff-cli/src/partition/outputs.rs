@@ -57,6 +57,12 @@ const FIRST_CAPACITY: usize = 1024;
 /// New keys are sent to the writer this many at a time (or sooner, before any other task).
 const CREATE_BATCH: usize = 64;
 
+/// Buffers are handed to the writer this many at a time (or fewer, the last of a round), and
+/// come back freed as many at a time: a message a buffer made the two threads wake each other
+/// once a buffer (313,678 `futex` calls for 200,000 records of 126,000 keys under `--memory
+/// 1M`).
+const WRITE_BATCH: usize = 256;
+
 /// The run's header: its bytes as written (a BOM, the terminator) and its field names.
 pub struct Header {
     pub raw: Vec<u8>,
@@ -546,6 +552,7 @@ impl Outputs {
             return Ok(());
         }
         self.pressed = true;
+        let mut batch = Vec::new();
         while self.held > room / 2 {
             let largest = self.sizes.largest();
             let Some(&last) = largest.last() else {
@@ -560,7 +567,13 @@ impl Outputs {
                 .copied()
                 .find(|&at| slots[at].file.get().is_some_and(VirtualFile::is_resident))
                 .unwrap_or(last);
-            self.hand_over(at)?;
+            batch.push(self.take(at));
+            if batch.len() == WRITE_BATCH {
+                self.hand_over(std::mem::take(&mut batch))?;
+            }
+        }
+        if !batch.is_empty() {
+            self.hand_over(batch)?;
         }
         while self.held + self.in_flight > room {
             self.collect(true)?;
@@ -583,11 +596,10 @@ impl Outputs {
         handed
     }
 
-    /// Gives key `at`'s buffer to the writer.
-    fn hand_over(&mut self, at: u32) -> Result<(), WriteError> {
-        let handed = self.take(at);
-        self.in_flight += handed.capacity();
-        self.send(Task::Write(handed))
+    /// Gives buffers taken out to the writer.
+    fn hand_over(&mut self, batch: Vec<Handed>) -> Result<(), WriteError> {
+        self.in_flight += batch.iter().map(Handed::capacity).sum::<usize>();
+        self.send(Task::Write(batch))
     }
 
     /// Hands every buffer to the writer (as one last task, written by two threads), waits

@@ -51,8 +51,8 @@ pub enum Task {
     /// New keys, in the order they were seen (sent in batches: a message a key would wake
     /// the writer once a key).
     Create(Vec<NewKey>),
-    /// A buffer to append to its key's file.
-    Write(Handed),
+    /// Buffers to append to their keys' files, in this order.
+    Write(Vec<Handed>),
     /// The last buffers, at most one per key, sent once the input is done: written by two
     /// threads at once (the main thread has nothing else to do by then), each taking the
     /// files of its half of the keys.
@@ -83,7 +83,7 @@ impl Handed {
 
 /// What the writer tells the main thread.
 pub enum Back {
-    /// A buffer was written (or dropped): its capacity is free again.
+    /// Buffers were written (or dropped): their capacity is free again.
     Freed(usize),
     /// An output failed: it takes no more writes.
     Failed(WriteError),
@@ -158,13 +158,17 @@ pub fn run(setup: Setup, tasks: Receiver<Task>, back: Sender<Back>) -> Done {
                     writer.create(key, file, early);
                 }
             }
-            Task::Write(handed) => {
-                let output = &mut writer.outputs[handed.at as usize];
-                let result = output.write(&writer.setup, &handed, &mut writer.counts);
-                if let Err(error) = result {
-                    writer.failed(error);
+            Task::Write(batch) => {
+                let mut freed = 0;
+                for handed in batch {
+                    let output = &mut writer.outputs[handed.at as usize];
+                    let result = output.write(&writer.setup, &handed, &mut writer.counts);
+                    if let Err(error) = result {
+                        writer.failed(error);
+                    }
+                    freed += handed.capacity();
                 }
-                let _ = writer.back.send(Back::Freed(handed.capacity()));
+                let _ = writer.back.send(Back::Freed(freed));
             }
             Task::Last(last) => writer.last(last),
         }
