@@ -119,8 +119,9 @@ struct Output {
     before: Vec<u8>,
     /// An open or a write failed: the file takes no more.
     failed: bool,
-    /// Created empty when its key was first seen, past the pager's budget, and closed at once
-    /// (see [`Writer::create`]): its device and inode, checked at every later open.
+    /// Created outside the pager and closed at once: empty when its key was first seen, past
+    /// the pager's budget (see [`Writer::create`]), or by its first write (`len` bytes, see
+    /// [`Output::write_once`]): its device and inode, checked at every later open.
     early: Option<Identity>,
 }
 
@@ -159,10 +160,17 @@ pub fn run(setup: Setup, tasks: Receiver<Task>, back: Sender<Back>) -> Done {
                 }
             }
             Task::Write(batch) => {
+                // A file's first write goes outside the pager (see `Output::write_once`), on
+                // a descriptor of the writer's own.
+                let direct = writer.setup.existing == Existing::Refuse && writer.reserve(1);
                 let mut freed = 0;
                 for handed in batch {
                     let output = &mut writer.outputs[handed.at as usize];
-                    let result = output.write(&writer.setup, &handed, &mut writer.counts);
+                    let result = if direct && output.never_written() {
+                        output.write_once(&writer.setup, &handed, &mut writer.counts, true)
+                    } else {
+                        output.write(&writer.setup, &handed, &mut writer.counts)
+                    };
                     if let Err(error) = result {
                         writer.failed(error);
                     }
@@ -459,7 +467,7 @@ fn write_run(
         // A name in a directory of OUTDIR (hive, `{}/x.csv`) takes the pager's road, whose
         // open walks the directories without following a link; `create_new` does not.
         let result = if direct && output.file.get().is_none() && !output.name.contains('/') {
-            output.write_once(setup, &handed, &mut counts)
+            output.write_once(setup, &handed, &mut counts, false)
         } else {
             output.write(setup, &handed, &mut counts)
         };
@@ -499,16 +507,14 @@ impl Output {
         let needed = if name.contains('/') { 2 } else { 1 };
         while pager.resident() + needed > pager.budget() && pager.release_one() {}
         let mut fd = match self.early {
-            Some(identity) => setup
-                .dir
-                .reopen_created(name.as_bytes(), identity, || pager.release_one()),
+            Some(identity) => self.reopen_created(setup, identity).map(Into::into),
             None => setup
                 .dir
                 .open_output(name.as_bytes(), setup.existing, || pager.release_one()),
         }
         .map_err(|error| self.error(&setup.dir, error))?;
         let mut before = Vec::new();
-        let mut len = 0;
+        let mut len = self.len;
         if setup.existing == Existing::Append {
             let file = std::fs::File::from(fd);
             len = file
@@ -598,6 +604,27 @@ impl Output {
         self.write_to(file, setup, handed, counts)
     }
 
+    /// Whether nothing was ever written to the file, nor was it opened, and its first write
+    /// may go outside the pager (a name in a directory of OUTDIR takes the pager's road,
+    /// whose open walks the directories without following a link; `create_new` does not).
+    fn never_written(&self) -> bool {
+        self.file.get().is_none() && self.early.is_none() && !self.name.contains('/')
+    }
+
+    /// Opens again the file this run created outside the pager (its identity checked), at the
+    /// end of what was written to it (a plain file's writes, and the pager's once it adopts
+    /// the descriptor, go where its offset is).
+    fn reopen_created(&self, setup: &Setup, identity: Identity) -> io::Result<File> {
+        let file = setup
+            .dir
+            .reopen_created(self.name.as_bytes(), identity, || setup.pager.release_one())
+            .map(File::from)?;
+        if self.len > 0 {
+            io::Seek::seek(&mut &file, io::SeekFrom::Start(self.len))?;
+        }
+        Ok(file)
+    }
+
     /// Creates the key's file, empty, outside the pager, and closes it: the kernel's work of
     /// creating it is done now, while the main thread parses, instead of at its first write.
     /// Its identity is kept, and checked when it is opened again.
@@ -625,25 +652,25 @@ impl Output {
         }
     }
 
-    /// The last and only write of a new file that the pager never held: created now (`O_EXCL`,
-    /// never through a symlink) or reopened if it was created early (its identity checked),
+    /// A write to a new file that the pager does not hold: created now (`O_EXCL`, never
+    /// through a symlink) or reopened if this run created it before (its identity checked),
     /// written and closed at once, outside the pager, as the file-creation floor does it:
     /// three or four system calls, where the pager's open would add a path walk through
     /// `/proc/self/fd`, a `statx` for the identity it keeps, and an `fstat` at the eviction.
+    /// The last write of a file at the end, and the first of one mid-run (`keep`: its identity
+    /// is kept for its later writes, most keys of a run under a small `--memory` have one).
     fn write_once(
         &mut self,
         setup: &Setup,
         handed: &Handed,
         counts: &mut Counts,
+        keep: bool,
     ) -> Result<(), WriteError> {
         if self.failed {
             return Ok(());
         }
         let opened = match self.early {
-            Some(identity) => setup
-                .dir
-                .reopen_created(self.name.as_bytes(), identity, || setup.pager.release_one())
-                .map(File::from),
+            Some(identity) => self.reopen_created(setup, identity),
             None => self.create_plain(setup),
         };
         let file = match opened {
@@ -655,6 +682,16 @@ impl Output {
         };
         if self.early.is_none() {
             counts.files += 1;
+            if keep {
+                match super::os::identity(&file) {
+                    Ok(identity) => self.early = identity,
+                    Err(error) => {
+                        self.failed = true;
+                        let _ = close(file);
+                        return Err(self.error(&setup.dir, error));
+                    }
+                }
+            }
         }
         let written = self.write_to(&file, setup, handed, counts);
         let closed = close(file);
