@@ -29,7 +29,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -335,7 +335,7 @@ struct Feed<'a> {
     /// Bytes of the current input parsed by others: before a resumed splitter's start, and
     /// by a second half still running (for the progress).
     read_elsewhere: u64,
-    second_read: Option<Arc<std::sync::atomic::AtomicU64>>,
+    second_read: Option<Arc<AtomicU64>>,
 }
 
 impl Feed<'_> {
@@ -536,9 +536,6 @@ impl Feed<'_> {
             return self.records(splitter, name, &mut None).map(drop);
         };
         self.take_second_half(splitter, taken, &file, len)?;
-        if self.read_elsewhere == len || self.stopped().is_some() {
-            return Ok(());
-        }
         self.records(splitter, name, &mut None).map(drop)
     }
 
@@ -576,8 +573,8 @@ impl Feed<'_> {
     }
 
     /// Takes what the second half found, once the first half's parser (`splitter`) stopped
-    /// where it begins; `splitter` becomes one for what it left: nothing if it reached the end
-    /// (or a signal came), else the rest from where it stopped.
+    /// where it begins; `splitter` becomes one for what it left: nothing if it reached the
+    /// end, else the rest from where it stopped (which a signal stops at once).
     fn take_second_half(
         &mut self,
         splitter: &mut Splitter<Prefetch>,
@@ -638,9 +635,9 @@ impl Feed<'_> {
                 while spans.len() < BATCH {
                     match splitter.next_plain() {
                         Some(span) => {
-                            let end = limit.map(|_| splitter.end_of(&span));
+                            let at_limit = limit.is_some_and(|at| splitter.end_of(&span) >= at);
                             spans.push(span);
-                            if end >= *limit && end.is_some() {
+                            if at_limit {
                                 break; // at the second half (or past it)
                             }
                         }
