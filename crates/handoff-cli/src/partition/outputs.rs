@@ -141,7 +141,7 @@ struct Slot {
     /// taken: see [`Outputs::merge`]); usually empty.
     earlier: Vec<u8>,
     buf: Vec<u8>,
-    /// Records in `buf`.
+    /// Records in `earlier` and `buf`.
     pending: u64,
     /// `earlier` (or `buf`, if `earlier` is empty) starts with the header (a new file not
     /// written yet).
@@ -284,7 +284,9 @@ impl Outputs {
             };
             let slot = &mut self.slots[at];
             let before = slot.earlier.capacity() + slot.buf.capacity();
-            if slot.earlier.is_empty() {
+            if slot.buf.is_empty() && slot.earlier.is_empty() {
+                slot.buf = part.buf; // (handed to the writer since, or never filled)
+            } else if slot.earlier.is_empty() {
                 slot.earlier = std::mem::replace(&mut slot.buf, part.buf);
             } else {
                 // (A third part: the earlier two are made one, which seldom happens: two
