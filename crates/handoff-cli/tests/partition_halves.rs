@@ -1,0 +1,348 @@
+//! A large input file parsed by two threads (the CLI's `partition::halves`, forced here with
+//! `HANDOFF_PARTITION_SPLIT_MIN`) gives what one parser gives: every case is judged against the
+//! independent reference (tests/oracle), never against the binary itself.
+//!
+//! The second half starts at a guess: the first `\n` at or after 45 % of the input past its
+//! header. [`guess`] mirrors that rule only to choose inputs (each sweep below moves the guess
+//! over every line break of a stretch of tricky records); should the rule change, the cases
+//! stay right, they just land elsewhere.
+
+mod oracle;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use oracle::csv::{split, Column, Expected, Failure, Options};
+use oracle::judge::{judge_files, listing, show, summary_counts, Strictness};
+
+/// What the binary's second half starts at for `input` whose header ends at `from` (see the
+/// module documentation); `None` if it does not split.
+fn guess(input: &[u8], from: usize) -> Option<usize> {
+    let len = input.len();
+    let middle = from + (len - from) * 45 / 100;
+    let at = input[middle..].iter().position(|&b| b == b'\n')?;
+    let start = middle + at + 1;
+    (start < len).then_some(start)
+}
+
+fn options(skip_malformed: bool, prefix_length: Option<usize>) -> Options {
+    Options {
+        headers: true,
+        delimiter: b',',
+        column: Column::Name(b"k".to_vec()),
+        prefix_length,
+        skip_malformed,
+    }
+}
+
+/// What a run left.
+struct Ran {
+    code: Option<i32>,
+    stderr: String,
+    out: std::path::PathBuf,
+}
+
+/// Runs `handoff partition ARGS k out IN…` in `dir`, every input file split however small
+/// if `split`.
+fn run(dir: &Path, args: &[&str], inputs: &[&str], split: bool) -> Ran {
+    let out = dir.join("out");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+    command
+        .current_dir(dir)
+        .arg("partition")
+        .args(args)
+        .args(["k", "out"])
+        .args(inputs);
+    if split {
+        command.env("HANDOFF_PARTITION_SPLIT_MIN", "1");
+    }
+    let output = command.output().unwrap();
+    Ran {
+        code: output.status.code(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        out,
+    }
+}
+
+/// Judges a run against the reference: exit code, the summary's counts, the failing
+/// input:line, every file byte for byte (a whole-record prefix where the run must fail on a
+/// malformed record).
+fn judge(ran: &Ran, expected: &Expected, names: &[&str]) -> Result<(), String> {
+    if ran.code != Some(expected.exit_code()) {
+        return Err(format!(
+            "exit {:?}, want {} ({:?})",
+            ran.code,
+            expected.exit_code(),
+            expected.failure
+        ));
+    }
+    let mut strictness = Strictness::Exact;
+    match &expected.failure {
+        None => {
+            let want = (expected.records, expected.written);
+            if summary_counts(&ran.stderr) != Some(want) {
+                return Err(format!(
+                    "summary counts {:?}, want {want:?}",
+                    summary_counts(&ran.stderr)
+                ));
+            }
+            let skipped = format!("{} malformed", expected.skipped);
+            if expected.skipped > 0 && !ran.stderr.contains(&skipped) {
+                return Err(format!("the summary does not say {skipped}"));
+            }
+        }
+        Some(Failure::FieldCount { input, line } | Failure::Unterminated { input, line }) => {
+            let at = format!("{}:{line}:", names[*input]);
+            if !ran.stderr.contains(&at) {
+                return Err(format!("the message does not name {at}"));
+            }
+            strictness = Strictness::WholeRecordPrefix;
+        }
+        Some(Failure::HeaderMismatch { input }) => {
+            if !ran.stderr.contains(names[*input]) {
+                return Err(format!("the message does not name {}", names[*input]));
+            }
+            strictness = Strictness::WholeRecordPrefix;
+        }
+        Some(Failure::NoColumn) => return Ok(()),
+    }
+    judge_files(&listing(&ran.out)?, expected, "{}.csv", strictness)
+}
+
+/// Runs one input split (with `args`) and judges it.
+fn check(input: &[u8], args: &[&str], options: &Options) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("in.csv"), input).unwrap();
+    let ran = run(dir.path(), args, &["in.csv"], true);
+    let expected = split(&[input.to_vec()], options);
+    judge(&ran, &expected, &["in.csv"]).map_err(|e| {
+        format!(
+            "{e}\n  args {args:?}, guess at {:?} of {}\n  input {}\n  stderr {}",
+            guess(input, input.iter().position(|&b| b == b'\n').unwrap() + 1),
+            input.len(),
+            show(input),
+            ran.stderr
+        )
+    })
+}
+
+/// Inputs `header`, a filler record of any length, `body`, and (if `pad`) filler records
+/// after it: one for each place the guess can land in `body` (each line break in it, and its
+/// start).
+fn sweep(header: &[u8], body: &[u8], pad: bool) -> Vec<Vec<u8>> {
+    let suffix: Vec<u8> = if pad {
+        b"s,1\n".repeat(body.len() * 5 / 16 + 4)
+    } else {
+        Vec::new()
+    };
+    let mut seen = BTreeSet::new();
+    let mut inputs = Vec::new();
+    for p in 0..=2 * (body.len() + suffix.len()) {
+        let mut input = header.to_vec();
+        input.extend_from_slice(b"f,");
+        input.extend(std::iter::repeat_n(b'x', p));
+        input.push(b'\n');
+        let at = input.len();
+        input.extend_from_slice(body);
+        input.extend_from_slice(&suffix);
+        let Some(start) = guess(&input, header.len()) else {
+            continue;
+        };
+        if (at..=at + body.len()).contains(&start) && seen.insert(start - at) {
+            inputs.push(input);
+        }
+    }
+    assert!(
+        seen.len() > body.iter().filter(|&&b| b == b'\n').count() / 2,
+        "the sweep reaches only {seen:?} of {}",
+        show(body)
+    );
+    inputs
+}
+
+/// Runs every input of a sweep with each set of arguments; all failures in one message.
+fn check_all(inputs: &[Vec<u8>], runs: &[(&[&str], Options)]) {
+    let mut failures = Vec::new();
+    for input in inputs {
+        for (args, options) in runs {
+            if let Err(e) = check(input, args, options) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} runs differ from the reference:\n{}",
+        failures.len(),
+        inputs.len() * runs.len(),
+        failures.join("\n")
+    );
+}
+
+/// Every kind of terminator and blank line, quoted fields holding each kind of line break (one
+/// field ends with one, so that a parser starting inside it meets a quote at a line's start),
+/// a BOM's bytes at a line's start (part of the key there), a doubled quote in a key.
+const TRICKY: &[u8] = b"a,1\rb,2\r\n\r\n\nc,3\n\rd,\"x\ny\"\ne,\"\r\n\"\r\nf,\"\r\"\r\
+\xEF\xBB\xBFg,1\nh,\"p\n\"\n\"i\"\"\",5\nj,\"\n,\"\na,1\r\n\n";
+
+#[test]
+fn the_guess_on_every_line_break_of_tricky_records() {
+    let inputs = sweep(b"k,v\n", TRICKY, true);
+    check_all(
+        &inputs,
+        &[
+            (&[], options(false, None)),
+            (
+                &["--prefix-length=1", "--max-open=1"],
+                options(false, Some(1)),
+            ),
+        ],
+    );
+}
+
+/// Malformed records (too few fields, too many, one quoted over two lines) among the tricky
+/// ones: skipped and counted with `--skip-malformed`; else the first one is an error naming its
+/// line, whichever half meets it.
+#[test]
+fn the_guess_near_malformed_records() {
+    let mut body = TRICKY.to_vec();
+    body.extend_from_slice(b"m\r\nb,2\n\"m\n\",1,2\r\nc,3\n\r\nm,1,2\n");
+    let inputs = sweep(b"k,v\r\n", &body, true);
+    check_all(
+        &inputs,
+        &[
+            (&["--skip-malformed"], options(true, None)),
+            (&[], options(false, None)),
+        ],
+    );
+}
+
+/// The input's last record lacks a terminator: it gets the one used last before it, which
+/// here is a blank line's after the second half's records, or one from the first half when the
+/// second half takes no record.
+#[test]
+fn the_guess_before_an_unterminated_last_record() {
+    let long = "y".repeat(300);
+    let mut failures = Vec::new();
+    for end in [
+        format!("a,1\r\nb,{long}\r\n\rz,9"),
+        format!("a,1\r\n\rz,{long}"),
+        format!("a,1\r\r\nb,{long}\n\r\nz,9"),
+        format!("a,1\rb,{long}\rz,\"9\n\""),
+        format!("a,1\nb,{long}\r\n\rz,\"9\n"),
+        format!("a,1\nb,{long}\r\nm\r\n\rz,9"),
+    ] {
+        for input in sweep(b"k,v\r\n", end.as_bytes(), false) {
+            for (args, options) in [
+                (&[][..], options(false, None)),
+                (&["--skip-malformed"][..], options(true, None)),
+            ] {
+                if let Err(e) = check(&input, args, &options) {
+                    failures.push(e);
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Several inputs: one split, one not (under the split's threshold), keys new in each half and
+/// in each input, and a key whose records are in three parts (two split inputs); then a third
+/// input whose header differs: the error names it, after the other two were taken whole.
+#[test]
+fn several_inputs_some_split() {
+    let header = b"k,v\r\n";
+    let mut big = header.to_vec();
+    for i in 0..60 {
+        let key = ["a", "b", "\"c,\"\"\"", "d"][i % 4];
+        let key = if i > 30 {
+            format!("{key}{}", i % 7)
+        } else {
+            key.into()
+        };
+        big.extend(format!("{key},{}\r\n", "v".repeat(i)).into_bytes());
+    }
+    let small = b"k,v\r\nb,1\r\nnew,2\n".to_vec();
+    let other = b"k,w\na,1\n".to_vec();
+    let threshold = (small.len() + 1).to_string();
+    let mut failures = Vec::new();
+    for (names, inputs) in [
+        (
+            vec!["big.csv", "small.csv"],
+            vec![big.clone(), small.clone()],
+        ),
+        (
+            vec!["small.csv", "big.csv"],
+            vec![small.clone(), big.clone()],
+        ),
+        (
+            vec!["big.csv", "small.csv", "big2.csv"],
+            vec![big.clone(), small.clone(), big.clone()],
+        ),
+        (
+            vec!["big.csv", "big2.csv", "other.csv"],
+            vec![big.clone(), big.clone(), other.clone()],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in names.iter().zip(&inputs) {
+            fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+        let output = command
+            .current_dir(dir.path())
+            .env("HANDOFF_PARTITION_SPLIT_MIN", &threshold)
+            .args(["partition", "k", "out"])
+            .args(&names)
+            .output()
+            .unwrap();
+        let ran = Ran {
+            code: output.status.code(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            out: dir.path().join("out"),
+        };
+        let expected = split(&inputs, &options(false, None));
+        if let Err(e) = judge(&ran, &expected, &names) {
+            failures.push(format!("{names:?}: {e}\n  stderr {}", ran.stderr));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// When the keys' bookkeeping passes `--memory`, one parser warns at once; it must too when
+/// the keys that pass it are first seen by the second half (which took every record to the
+/// end: no record is added after the merge).
+///
+/// FAILS ON 3125127: the warning is made when the second half's keys are merged, but only
+/// shown when a record is added after that, so here it never is.
+#[test]
+#[ignore = "fails on 3125127: the warning is lost (fixed in the next commit)"]
+fn the_memory_warning_when_the_second_half_brings_the_keys() {
+    // The first half: one key, long records; the second half: 40 keys of 300 bytes, each in
+    // a buffer of about that size, so that the second half's share of --memory holds them
+    // all, while their bookkeeping (about 1 KiB a key) passes --memory.
+    let mut input = b"k,v\n".to_vec();
+    for _ in 0..12 {
+        input.extend_from_slice(b"a,");
+        input.extend_from_slice(&[b'x'; 1000]);
+        input.push(b'\n');
+    }
+    for i in 0..40 {
+        input.extend(format!("{i:03}{},1\n", "y".repeat(297)).into_bytes());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("in.csv"), &input).unwrap();
+    for split in [false, true] {
+        let ran = run(dir.path(), &["--memory=30K"], &["in.csv"], split);
+        let _ = fs::remove_dir_all(&ran.out);
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        assert!(
+            ran.stderr
+                .contains("warning: --memory 0.0 MiB is less than the bookkeeping of the"),
+            "split {split}: no warning:\n{}",
+            ran.stderr
+        );
+    }
+}
