@@ -315,10 +315,9 @@ fn several_inputs_some_split() {
 /// the keys that pass it are first seen by the second half (which took every record to the
 /// end: no record is added after the merge).
 ///
-/// FAILS ON 3125127: the warning is made when the second half's keys are merged, but only
-/// shown when a record is added after that, so here it never is.
+/// Failed on 3125127: the warning was made when the second half's keys were merged, but only
+/// shown when a record was added after that, so here it never was.
 #[test]
-#[ignore = "fails on 3125127: the warning is lost (fixed in the next commit)"]
 fn the_memory_warning_when_the_second_half_brings_the_keys() {
     // The first half: one key, long records; the second half: 40 keys of 300 bytes, each in
     // a buffer of about that size, so that the second half's share of --memory holds them

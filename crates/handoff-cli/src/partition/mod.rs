@@ -592,7 +592,13 @@ impl Feed<'_> {
         let (resume_at, ended) = (taken.resume_at, taken.ended);
         self.summary.records += taken.records;
         self.summary.malformed += taken.malformed;
-        self.outputs.merge(taken)?;
+        let merged = self.outputs.merge(taken);
+        // Its keys may have passed the bound: said now, as one parser would have when it met
+        // them (no record may be added after these).
+        if let Some(warning) = self.outputs.take_warning() {
+            self.progress.warn(&warning);
+        }
+        merged?;
         let rest: Box<dyn Read + Send> = if ended {
             self.read_elsewhere = len;
             Box::new(io::empty())
