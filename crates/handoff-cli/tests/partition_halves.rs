@@ -11,11 +11,13 @@ mod oracle;
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::io;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
 use oracle::csv::{split, Column, Expected, Failure, Options};
-use oracle::judge::{judge_files, listing, show, summary_counts, Strictness};
+use oracle::judge::{judge_files, keys_of, listing, show, summary_counts, Strictness};
 
 /// What the binary's second half starts at for `input` whose header ends at `from` (see the
 /// module documentation); `None` if it does not split.
@@ -344,4 +346,100 @@ fn the_memory_warning_when_the_second_half_brings_the_keys() {
             ran.stderr
         );
     }
+}
+
+/// A write past RLIMIT_FSIZE (EFBIG) when a key's records are in two parts, the first half's
+/// and the second half's (written one after the other): whichever part the limit falls in,
+/// the file ends at its last whole record within the limit, and the summary counts what the
+/// files hold. Ample `--memory` (every buffer written at the end) and a bound about the input's
+/// size (buffers written mid-run too).
+#[test]
+fn a_failed_write_of_a_key_in_two_parts_leaves_whole_records() {
+    let mut input = b"k,payload\r\n".to_vec();
+    for i in 0..300 {
+        let key = ["big", "small", "big", "big", "other"][i % 5];
+        let payload = match i % 3 {
+            0 => "p".repeat(10 + i % 90),
+            // (No line break inside quotes: the guess lands on a record's end, the split
+            // holds.)
+            1 => format!("\"q,\"\"{}\"", "y".repeat(i % 70)),
+            _ => format!("{i}"),
+        };
+        input.extend(format!("{key},{payload}\r\n").into_bytes());
+    }
+    let expected = split(std::slice::from_ref(&input), &options(false, None));
+    let big = &expected.boundaries[&b"big".to_vec()];
+    let whole = big.last().copied().unwrap();
+    let memory = format!("{}K", input.len() / 1024 + 1);
+    let mut failures = Vec::new();
+    for limit in [
+        whole / 5,
+        whole / 3,
+        whole / 2,
+        whole * 2 / 3,
+        whole * 9 / 10,
+    ] {
+        for memory in ["256M", memory.as_str()] {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join("in.csv"), &input).unwrap();
+            let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+            command
+                .current_dir(dir.path())
+                .env("HANDOFF_PARTITION_SPLIT_MIN", "1")
+                .args(["partition", "--memory", memory, "k", "out", "in.csv"]);
+            let limit = limit as u64;
+            // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let rl = libc::rlimit {
+                        rlim_cur: limit as libc::rlim_t,
+                        rlim_max: limit as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &rl) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    // Ignored survives exec: the write fails with EFBIG instead of killing.
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+            let output = command.output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            let files = listing(&dir.path().join("out")).unwrap();
+            let fits = *big.iter().filter(|&&b| b as u64 <= limit).max().unwrap();
+            let on_disk: usize = keys_of(&files, &expected, "{}.csv")
+                .unwrap()
+                .iter()
+                .map(|(key, name)| {
+                    let bounds = &expected.boundaries[key];
+                    bounds
+                        .iter()
+                        .position(|&b| b == files[name].len())
+                        .unwrap_or(0)
+                })
+                .sum();
+            let result = if output.status.code() != Some(1) {
+                Err(format!("exit {:?}", output.status.code()))
+            } else if !stderr.contains("big.csv") {
+                Err("the message does not name big.csv".into())
+            } else if files.get(&b"big.csv".to_vec()).map(Vec::len) != Some(fits) {
+                Err(format!(
+                    "big.csv holds {:?} bytes, want {fits} (the last whole record within the limit)",
+                    files.get(&b"big.csv".to_vec()).map(Vec::len)
+                ))
+            } else if summary_counts(&stderr).map(|c| c.0) != Some(on_disk) {
+                Err(format!(
+                    "the files hold {on_disk} records, the summary says otherwise"
+                ))
+            } else {
+                judge_files(&files, &expected, "{}.csv", Strictness::WholeRecordPrefix)
+            };
+            if let Err(e) = result {
+                failures.push(format!(
+                    "limit {limit}, --memory {memory}: {e}\n  stderr {stderr}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
