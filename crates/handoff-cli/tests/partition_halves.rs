@@ -458,3 +458,58 @@ fn a_failed_write_of_a_key_in_two_parts_leaves_whole_records() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `header`, short records, then `after`: as many short records as put the guess right at
+/// `after`'s start.
+fn guess_at(header: &[u8], after: &[u8]) -> Vec<u8> {
+    // Short records of 7 bytes: the middle must fall in the last one, before its `\n`.
+    let (h, a) = (header.len(), after.len());
+    let n = (1..)
+        .find(|n| {
+            let middle = (7 * n + a) * 45 / 100;
+            7 * n < middle + 8 && middle < 7 * n
+        })
+        .unwrap();
+    let mut input = header.to_vec();
+    for i in 0..n {
+        input.extend(format!("s{},10\r\n", i % 9).into_bytes());
+    }
+    input.extend_from_slice(after);
+    assert_eq!(
+        guess(&input, h),
+        Some(h + 7 * n),
+        "the guess lands at `after`"
+    );
+    input
+}
+
+/// Lines longer than the 1 MiB searched for the guess's line break, and than the parsers'
+/// 1 MiB buffers: one over the middle (no line break near it: one parser), one right after
+/// the guess (the second half's buffer grows, plain or quoted), an unterminated last one after
+/// the guess (the main thread reads it on from where the second half stopped).
+#[test]
+fn lines_longer_than_the_search_and_the_buffers() {
+    let long = |c: u8| vec![c; 9 << 17];
+    let header = b"k,v\n";
+    let mut failures = Vec::new();
+    for input in [
+        [&header[..], b"a,1\n", b"b,", &long(b'x'), b"\r\n", b"c,2\n"].concat(),
+        guess_at(
+            header,
+            &[&b"b,"[..], &long(b'y'), b"\n", b"c,\"2\n\"\n"].concat(),
+        ),
+        guess_at(
+            header,
+            &[&b"b,\""[..], &long(b'z'), b"\"\r\n", b"\rc,1\n"].concat(),
+        ),
+        guess_at(
+            header,
+            &[&b"b,"[..], &long(b'w'), b"\n\r\n\rc,", &long(b'v')].concat(),
+        ),
+    ] {
+        if let Err(e) = check(&input, &[], &options(false, None)) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
