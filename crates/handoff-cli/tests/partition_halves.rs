@@ -437,10 +437,10 @@ fn a_failed_write_of_a_key_in_two_parts_leaves_whole_records() {
                 Err(format!("exit {:?}", output.status.code()))
             } else if !stderr.contains("big.csv") {
                 Err("the message does not name big.csv".into())
-            } else if files.get(&b"big.csv".to_vec()).map(Vec::len) != Some(fits) {
+            } else if files.get(b"big.csv".as_slice()).map(Vec::len) != Some(fits) {
                 Err(format!(
                     "big.csv holds {:?} bytes, want {fits} (the last whole record within the limit)",
-                    files.get(&b"big.csv".to_vec()).map(Vec::len)
+                    files.get(b"big.csv".as_slice()).map(Vec::len)
                 ))
             } else if summary_counts(&stderr).map(|c| c.0) != Some(on_disk) {
                 Err(format!(
