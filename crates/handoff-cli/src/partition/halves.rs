@@ -34,7 +34,8 @@ use super::BATCH;
 /// `HANDOFF_PARTITION_SPLIT_MIN`, in bytes, for tests).
 const SPLIT_MIN: u64 = 16 << 20;
 
-/// A new key's buffer starts with room for this much (it doubles as it grows).
+/// A new key's buffer starts with room for this much (it grows by half: see
+/// [`super::sizes::append`]).
 const FIRST_CAPACITY: usize = 256;
 
 /// The first half's share of the input, in percent: the main thread has more to do per record

@@ -140,8 +140,9 @@ impl Read for Prefetch {
     }
 }
 
-/// A `Read` over a file from `at` on, by positional reads, which leave the file's offset alone
-/// (the file may be shared: see [`super::halves`]).
+/// A `Read` over a file from `at` on, by positional reads, with an offset of its own: the file
+/// may be shared (see [`super::halves`]), each reader keeping its own place. (The file's
+/// cursor is not used; on Windows, where `seek_read` moves it, no reader may rely on it.)
 pub struct ReadAt<F> {
     file: F,
     at: u64,

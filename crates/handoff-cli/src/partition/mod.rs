@@ -303,16 +303,6 @@ enum Reached {
     SecondHalf,
 }
 
-/// A `Read` over a file shared with a second half's parser, which reads it by positional
-/// reads.
-struct Shared(Arc<File>);
-
-impl Read for Shared {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
-    }
-}
-
 /// The state carried from input to input.
 struct Feed<'a> {
     job: &'a Job,
@@ -366,7 +356,10 @@ impl Feed<'_> {
                 Ok(metadata) if metadata.is_file() => {
                     let file = Arc::new(file);
                     shared = Some((Arc::clone(&file), metadata.len()));
-                    Box::new(Shared(file))
+                    // By positional reads, from an offset of its own: a second half's parser
+                    // shares the file, and on Windows its positional reads (`seek_read`) move
+                    // the file's cursor.
+                    Box::new(ReadAt::new(file, 0))
                 }
                 _ => Box::new(file),
             }
@@ -589,7 +582,13 @@ impl Feed<'_> {
         let (resume_at, ended) = (taken.resume_at, taken.ended);
         self.summary.records += taken.records;
         self.summary.malformed += taken.malformed;
-        self.outputs.merge(taken)?;
+        let merged = self.outputs.merge(taken);
+        // Its keys may have passed the bound: said now, as one parser would have when it met
+        // them (no record may be added after these).
+        if let Some(warning) = self.outputs.take_warning() {
+            self.progress.warn(&warning);
+        }
+        merged?;
         let rest: Box<dyn Read + Send> = if ended {
             self.read_elsewhere = len;
             Box::new(io::empty())
