@@ -514,3 +514,85 @@ fn lines_longer_than_the_search_and_the_buffers() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Peak resident memory of a run of `command`, in KiB, and its exit code: the child's
+/// `VmHWM` (the high-water mark of its own address space), read from `/proc` until it exits.
+/// (`wait4`'s `ru_maxrss` will not do: it keeps the peak of the address space the child had
+/// before `exec`, which `posix_spawn` shares with this test process and its inputs.)
+fn peak_rss(command: &mut Command) -> (Option<i32>, u64) {
+    let mut child = command.spawn().unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(status) = fs::read_to_string(&status_file) {
+            let hwm = status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse().ok());
+            peak = peak.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), peak);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// A guess inside a quoted field whose closing quote starts a line, with no quote after it:
+/// to the second half, that quote opens a field that runs to the end of the input. The main
+/// thread finds the guess wrong when it gets there and cancels the second half, which must not
+/// have read (and decoded) the rest of the input into memory meanwhile: it stops before a
+/// record of over 4 MiB. One parser's peak and the split run's are compared: +3 MiB here;
+/// +24 MiB before the second half was cancelled at once and stopped at long records (it read
+/// the rest, 10 MB, and decoded it).
+#[test]
+fn a_wrong_guess_does_not_read_the_rest_into_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = b"a,123456\n";
+    let lines = 2_000_000;
+    let quoted = [&b"b,\"x"[..], &[b'\n'; 2000], b"\"\n"].concat();
+    let guess_at = (lines * line.len() + quoted.len()) * 45 / 100;
+    let before = (guess_at - 1000) / line.len();
+    let mut input = b"k,v\n".to_vec();
+    input.extend(line.repeat(before));
+    input.extend_from_slice(&quoted);
+    input.extend(line.repeat(lines - before));
+    let header = 4;
+    let at = guess(&input, header).unwrap();
+    assert!(
+        (header + before * line.len()..header + before * line.len() + quoted.len()).contains(&at),
+        "the guess must fall inside the quoted field"
+    );
+    fs::write(dir.path().join("in.csv"), &input).unwrap();
+    let mut peaks = Vec::new();
+    for split in [false, true] {
+        let out = dir.path().join(format!("out{split}"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+        command
+            .current_dir(dir.path())
+            .env(
+                "HANDOFF_PARTITION_SPLIT_MIN",
+                if split { "1" } else { "999999999999" },
+            )
+            .args(["partition", "-q", "k"])
+            .arg(&out)
+            .arg("in.csv");
+        let (code, peak) = peak_rss(&mut command);
+        assert_eq!(code, Some(0));
+        let lines_in = |name: &str| {
+            fs::read(out.join(name))
+                .unwrap()
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+        };
+        assert_eq!(lines_in("a.csv"), lines + 1);
+        assert_eq!(lines_in("b.csv"), 2002);
+        peaks.push(peak);
+    }
+    let (one, two) = (peaks[0], peaks[1]);
+    assert!(
+        two <= one + 14 * 1024,
+        "peak RSS with a wrong guess: {two} KiB, one parser: {one} KiB"
+    );
+}

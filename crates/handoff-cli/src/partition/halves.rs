@@ -21,6 +21,7 @@
 //! it a share); its table of keys (a few dozen bytes a key) does not.
 
 use std::fs::File;
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -43,6 +44,10 @@ const FIRST_CAPACITY: usize = 256;
 /// with halves of one size it ended 70–160 ms after the second half here (2M lines, 50,000
 /// keys).
 const FIRST_SHARE: u64 = 45;
+
+/// The second half stops before a record longer than this (the main thread takes it from
+/// there): the splitter's buffers, which grow to hold a record, stay within a few times this.
+const LONGEST: usize = 4 << 20;
 
 /// How far past the guess a line break is looked for.
 const SEARCH: usize = 1 << 20;
@@ -93,9 +98,10 @@ pub struct SecondHalf {
     cancel: Arc<AtomicBool>,
     /// Bytes of the input it has parsed so far (for the progress).
     pub read: Arc<AtomicU64>,
-    /// What its buffers hold (taken off the main thread's budget meanwhile).
+    /// The memory it holds: its buffers, and what it has read and not yet parsed (taken off
+    /// the main thread's budget meanwhile).
     pub held: Arc<AtomicUsize>,
-    thread: JoinHandle<Half>,
+    thread: JoinHandle<Option<Half>>,
 }
 
 /// Whether an input of `len` bytes, `from` of which are parsed, is worth splitting.
@@ -133,9 +139,13 @@ pub fn start(plan: Plan, from: u64, len: u64) -> Option<SecondHalf> {
         read: Arc::clone(&read),
         held: Arc::clone(&held),
     };
-    let thread = std::thread::Builder::new()
+    let thread: JoinHandle<Option<Half>> = std::thread::Builder::new()
         .name("second half".into())
-        .spawn(move || parse(&plan, start, &shared))
+        .spawn(move || {
+            let half = parse(&plan, start, &shared);
+            // Cancelled: its records will not be taken, its memory is freed now.
+            (!shared.cancel.load(Ordering::Relaxed)).then_some(half)
+        })
         .ok()?;
     Some(SecondHalf {
         start,
@@ -147,12 +157,46 @@ pub fn start(plan: Plan, from: u64, len: u64) -> Option<SecondHalf> {
 }
 
 impl SecondHalf {
-    /// What it found (it is told to stop first if `cancel`).
+    /// Tells it to stop at once: its records will not be taken.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// What it found (`None` if it was cancelled, or its thread failed); with `cancel`, it is
+    /// told to stop first.
     pub fn join(self, cancel: bool) -> Option<Half> {
         if cancel {
-            self.cancel.store(true, Ordering::Relaxed);
+            self.cancel();
         }
-        self.thread.join().ok()
+        self.thread.join().ok().flatten()
+    }
+}
+
+/// The second half's input: positional reads from its start, which fail (`Interrupted`, which
+/// the splitter takes for a stop) once it is cancelled, or once what it has read and not yet
+/// parsed passes [`LONGEST`] or its share of `--memory` less its buffers (a guess inside a
+/// quoted field may make the rest of the input look like one record: the splitter's buffers
+/// would grow to hold it all, twice: as read and as decoded).
+struct Watched {
+    input: ReadAt<Arc<File>>,
+    read: u64,
+    cancel: Arc<AtomicBool>,
+    parsed: Arc<AtomicU64>,
+    /// The buffers' memory (and what was unparsed when it was counted).
+    held: Arc<AtomicUsize>,
+    share: usize,
+}
+
+impl Read for Watched {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let unparsed = self.read - self.parsed.load(Ordering::Relaxed);
+        let room = self.share - self.held.load(Ordering::Relaxed).min(self.share);
+        if self.cancel.load(Ordering::Relaxed) || unparsed > room.min(LONGEST) as u64 {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        let n = self.input.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
     }
 }
 
@@ -184,8 +228,7 @@ impl Half {
 
     /// Adds a record to its key's buffer; `false` if it cannot (past `u32::MAX` keys: the
     /// main thread meets that itself).
-    fn add(&mut self, found: Option<u32>, key: &[u8], raw: &[u8], held: &AtomicUsize) -> bool {
-        let held_before = self.held;
+    fn add(&mut self, found: Option<u32>, key: &[u8], raw: &[u8]) -> bool {
         let at = match found.or_else(|| self.keys.find(key)) {
             Some(at) => at,
             None => {
@@ -205,10 +248,6 @@ impl Half {
         super::sizes::append(&mut part.buf, &[raw]);
         part.records += 1;
         self.held += part.buf.capacity() - before;
-        if self.held != held_before {
-            // (Seldom: the main thread reads it at every record.)
-            held.store(self.held, Ordering::Relaxed);
-        }
         self.records += 1;
         true
     }
@@ -224,7 +263,14 @@ impl Half {
 /// The second half's parser: from `start` on, until the end, a record it cannot take, its
 /// share of memory is used, or it is cancelled (or a signal came).
 fn parse(plan: &Plan, start: u64, shared: &Shared) -> Half {
-    let input = ReadAt::new(Arc::clone(&plan.file), start);
+    let input = Watched {
+        input: ReadAt::new(Arc::clone(&plan.file), start),
+        read: 0,
+        cancel: Arc::clone(&shared.cancel),
+        parsed: Arc::clone(&shared.read),
+        held: Arc::clone(&shared.held),
+        share: plan.share,
+    };
     // (The terminator given is never used: a record that lacks one is left to the main thread.)
     let mut splitter = Splitter::resume(input, plan.delimiter, plan.column, 1, b"\n");
     let mut half = Half {
@@ -248,6 +294,13 @@ fn parse(plan: &Plan, start: u64, shared: &Shared) -> Half {
             return half;
         }
         shared.read.store(splitter.consumed(), Ordering::Relaxed);
+        // Its memory: the buffers, and what it has read and not yet parsed.
+        let unparsed = usize::try_from(splitter.bytes_read() - splitter.consumed());
+        let memory = half.held + unparsed.unwrap_or(usize::MAX);
+        if shared.held.load(Ordering::Relaxed) != memory {
+            // (Seldom: the main thread reads it at every record.)
+            shared.held.store(memory, Ordering::Relaxed);
+        }
         spans.clear();
         while spans.len() < BATCH {
             match splitter.next_plain() {
@@ -273,7 +326,7 @@ fn parse(plan: &Plan, start: u64, shared: &Shared) -> Half {
                     Verdict::Skip => {}
                     Verdict::Take => {
                         let key = key.unwrap_or_default();
-                        if !half.add(found, &key[..prefix(key)], raw, &shared.held) {
+                        if !half.add(found, &key[..prefix(key)], raw) {
                             return half;
                         }
                     }
@@ -304,7 +357,7 @@ fn parse(plan: &Plan, start: u64, shared: &Shared) -> Half {
             Verdict::Skip => {}
             Verdict::Take => {
                 let key = record.key.unwrap_or_default();
-                if !half.add(None, &key[..prefix(key)], record.raw, &shared.held) {
+                if !half.add(None, &key[..prefix(key)], record.raw) {
                     return half;
                 }
             }

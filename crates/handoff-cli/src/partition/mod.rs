@@ -510,9 +510,8 @@ impl Feed<'_> {
         let Some(half) = self.second_half(splitter, &file, len) else {
             return self.records(splitter, name, &mut None).map(drop);
         };
-        let mut limit = Some(half.start);
         self.second_read = Some(Arc::clone(&half.read));
-        let reached = self.records(splitter, name, &mut limit);
+        let reached = self.records(splitter, name, &mut Some(&half));
         self.second_read = None;
         let taken = match reached {
             Ok(Reached::SecondHalf) => half.join(false),
@@ -600,14 +599,14 @@ impl Feed<'_> {
         Ok(())
     }
 
-    /// Step three: an input's records, each to its key's file; with `limit` (where a second
-    /// half begins), up to there if a record ends there, else (the guess was wrong: see
-    /// [`halves`]) to the end, and `limit` is taken away.
+    /// Step three: an input's records, each to its key's file; with a `second` half running,
+    /// up to where it begins if a record ends there, else (the guess was wrong: see
+    /// [`halves`]) to the end, and the second half is cancelled and taken away.
     fn records(
         &mut self,
         splitter: &mut Splitter<Prefetch>,
         name: &str,
-        limit: &mut Option<u64>,
+        second: &mut Option<&SecondHalf>,
     ) -> Result<Reached, Stop> {
         // Several key columns: every field is decoded (the CSV path), then the key joined.
         let several = self.columns.len() > 1;
@@ -620,14 +619,21 @@ impl Feed<'_> {
         };
         let (mut spans, mut found) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
         loop {
-            if let Some(at) = *limit {
+            if let Some(at) = second.map(|half| half.start) {
                 match splitter.consumed().cmp(&at) {
                     std::cmp::Ordering::Less => {}
                     std::cmp::Ordering::Equal => return Ok(Reached::SecondHalf),
-                    // A record ran on past the guess: the second half is wrong.
-                    std::cmp::Ordering::Greater => *limit = None,
+                    // A record ran on past the guess: the second half is wrong, and stopped
+                    // now (it would parse on to the end, holding memory lent to it).
+                    std::cmp::Ordering::Greater => {
+                        if let Some(half) = second.take() {
+                            half.cancel();
+                        }
+                        self.outputs.lend(None);
+                    }
                 }
             }
+            let limit = second.map(|half| half.start);
             if !several {
                 // Plain lines, a run at a time: their keys are looked up together first.
                 spans.clear();
