@@ -54,7 +54,9 @@ const SEARCH: usize = 1 << 20;
 
 /// One key's records in the second half.
 pub struct Part {
+    /// Its records, whole, in input order.
     pub buf: Vec<u8>,
+    /// How many records `buf` holds.
     pub records: u64,
 }
 
@@ -79,15 +81,20 @@ pub struct Half {
 
 /// What the second half's parser needs to know.
 pub struct Plan {
+    /// The input, shared with the main thread (each reads by positional reads).
     pub file: Arc<File>,
     pub delimiter: u8,
+    /// The key column (0-based).
     pub column: usize,
     /// The number of fields every record must have.
     pub expected: usize,
+    /// Malformed records are skipped and counted (else the second half stops before one).
     pub skip_malformed: bool,
+    /// `--prefix-length`: the key is its first N bytes.
     pub prefix_length: Option<u64>,
-    /// The capacity its buffers may reach.
+    /// The memory it may hold: its buffers and what it has read and not parsed.
     pub share: usize,
+    /// Set (to the signal's number) by SIGINT/SIGTERM: it stops.
     pub signal: Arc<AtomicUsize>,
 }
 
