@@ -7,15 +7,15 @@
 //! over every line break of a stretch of tricky records); should the rule change, the cases
 //! stay right, they just land elsewhere.
 
+mod file_size_limit;
 mod oracle;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
+use file_size_limit::file_size_limited;
 use oracle::csv::{split, Column, Expected, Failure, Options};
 use oracle::judge::{judge_files, keys_of, listing, show, summary_counts, Strictness};
 
@@ -404,21 +404,7 @@ fn a_failed_write_of_a_key_in_two_parts_leaves_whole_records() {
                 .env("HANDOFF_PARTITION_SPLIT_MIN", "1")
                 .args(["partition", "--memory", memory, "k", "out", "in.csv"]);
             let limit = limit as u64;
-            // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
-            unsafe {
-                command.pre_exec(move || {
-                    let rl = libc::rlimit {
-                        rlim_cur: limit as libc::rlim_t,
-                        rlim_max: limit as libc::rlim_t,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_FSIZE, &rl) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    // Ignored survives exec: the write fails with EFBIG instead of killing.
-                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                    Ok(())
-                });
-            }
+            file_size_limited(&mut command, limit);
             let output = command.output().unwrap();
             let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
             let files = listing(&dir.path().join("out")).unwrap();

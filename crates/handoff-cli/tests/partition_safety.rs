@@ -2,45 +2,26 @@
 //! real files, symlinks, limits set in the child, real signals. The oracle is the input: every
 //! expected output is built from the record bytes the test itself wrote, never from the code.
 
+mod file_size_limit;
 mod partition_support;
 
 use std::collections::BTreeMap;
 use std::fs;
+#[cfg(unix)]
+use std::io::Read;
 use std::io::Write;
 #[cfg(unix)]
-use std::io::{self, Read};
-#[cfg(unix)]
 use std::os::unix::fs::symlink;
-#[cfg(unix)]
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+#[cfg(unix)]
+use file_size_limit::file_size_limited;
 use partition_support::{files, stderr};
 
 fn handoff() -> Command {
     Command::new(env!("CARGO_BIN_EXE_handoff"))
-}
-
-/// Limits the child's file size (a write past it fails with EFBIG, as on a full disk).
-#[cfg(unix)]
-fn file_size_limited(command: &mut Command, fsize: u64) -> &mut Command {
-    // SAFETY: only async-signal-safe calls (setrlimit, signal) run between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: fsize as libc::rlim_t,
-                rlim_max: fsize as libc::rlim_t,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // Ignored dispositions survive exec: the write fails with EFBIG instead.
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        })
-    }
 }
 
 fn with_stdin(command: &mut Command, input: &[u8]) -> Output {

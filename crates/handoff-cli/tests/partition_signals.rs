@@ -3,14 +3,15 @@
 //! reference splitter (tests/oracle, written from the spec) computes for the records it names
 //! (spec 11).
 
+mod file_size_limit;
 mod oracle;
 
-use std::io::{self, Read, Write};
-use std::os::unix::process::CommandExt;
+use std::io::{Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use file_size_limit::file_size_limited;
 use oracle::csv::{split, Column, Options};
 use oracle::judge::{judge_files, keys_of, listing, show, summary_counts, Strictness};
 
@@ -250,21 +251,7 @@ fn a_failed_write_leaves_whole_records() {
             "out",
             "in.csv",
         ]);
-        // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                let rl = libc::rlimit {
-                    rlim_cur: limit as libc::rlim_t,
-                    rlim_max: limit as libc::rlim_t,
-                };
-                if libc::setrlimit(libc::RLIMIT_FSIZE, &rl) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // Ignored survives exec: the write fails with EFBIG instead of killing.
-                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                Ok(())
-            });
-        }
+        file_size_limited(&mut command, limit);
         let output = command.output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert_eq!(output.status.code(), Some(1), "--memory {memory}: {stderr}");

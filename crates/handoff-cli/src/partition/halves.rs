@@ -316,16 +316,14 @@ fn parse(plan: &Plan, start: u64, shared: &Shared) -> Half {
             }
         }
         if !spans.is_empty() {
-            found.clear();
-            found.extend(spans.iter().map(|span| {
+            let keys = spans.iter().map(|span| {
                 let key = splitter.span(span).1.unwrap_or_default();
-                half.keys.find(&key[..prefix(key)])
-            }));
-            // The end of each buffer is where its record goes: read it now, so that these
-            // cache misses overlap too (as `Outputs::find_all` does).
-            for &at in found.iter().flatten() {
-                std::hint::black_box(half.keys[at].buf.last().copied());
-            }
+                &key[..prefix(key)]
+            });
+            // (The buffers' ends read ahead too, as `Outputs::find_all` does.)
+            half.keys.find_all(keys, &mut found, |part| {
+                std::hint::black_box(part.buf.last().copied());
+            });
             for (span, &found) in spans.iter().zip(&found) {
                 let (raw, key) = splitter.span(span);
                 match half.verdict(plan, span.fields, key.is_some()) {

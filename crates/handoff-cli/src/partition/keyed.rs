@@ -84,6 +84,23 @@ impl<V> Keyed<V> {
             .copied()
     }
 
+    /// The numbers of `keys`, looked up one after the other with nothing in between, so that
+    /// the lookups' cache misses overlap; then `touch` is given each found key's value (to
+    /// read now what the caller will write next, for the same reason).
+    #[inline]
+    pub fn find_all<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k [u8]>,
+        found: &mut Vec<Option<u32>>,
+        touch: impl Fn(&V),
+    ) {
+        found.clear();
+        found.extend(keys.map(|key| self.find(key)));
+        for &at in found.iter().flatten() {
+            touch(&self[at]);
+        }
+    }
+
     /// Adds `key` (not seen before: see [`Keyed::find`]) with `value`, and returns its number;
     /// `None` (nothing added) past `u32::MAX` keys.
     pub fn push(&mut self, key: &[u8], value: V) -> Option<u32> {

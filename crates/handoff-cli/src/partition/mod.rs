@@ -619,16 +619,15 @@ impl Feed<'_> {
         };
         let (mut spans, mut found) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
         loop {
-            if let Some(at) = second.map(|half| half.start) {
-                match splitter.consumed().cmp(&at) {
+            if let Some(half) = *second {
+                match splitter.consumed().cmp(&half.start) {
                     std::cmp::Ordering::Less => {}
                     std::cmp::Ordering::Equal => return Ok(Reached::SecondHalf),
                     // A record ran on past the guess: the second half is wrong, and stopped
                     // now (it would parse on to the end, holding memory lent to it).
                     std::cmp::Ordering::Greater => {
-                        if let Some(half) = second.take() {
-                            half.cancel();
-                        }
+                        half.cancel();
+                        *second = None;
                         self.outputs.lend(None);
                     }
                 }

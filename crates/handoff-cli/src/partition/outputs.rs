@@ -370,13 +370,11 @@ impl Outputs {
     /// Where each of `keys` is, as [`Outputs::add_found`] takes it: looked up one after the
     /// other with nothing in between, so that the lookups' cache misses overlap.
     pub fn find_all<'k>(&self, keys: impl Iterator<Item = &'k [u8]>, found: &mut Vec<Option<u32>>) {
-        found.clear();
-        found.extend(keys.map(|key| self.slots.find(key)));
         // The end of each buffer is where its record goes: read it now, so that these
         // misses overlap too.
-        for &at in found.iter().flatten() {
-            std::hint::black_box(self.slots[at].buf.last().copied());
-        }
+        self.slots.find_all(keys, found, |slot| {
+            std::hint::black_box(slot.buf.last().copied());
+        });
     }
 
     /// [`Outputs::add`] for a key looked up already (by [`Outputs::find_all`]: `None` if it
