@@ -303,6 +303,9 @@ enum Reached {
     SecondHalf,
     /// A record ran on past where the second half begins: the guess was wrong.
     WrongGuess,
+    /// The second half holds more than the buffers' budget, shrunk by the keys' bookkeeping
+    /// (see [`Outputs::lent_past_budget`]).
+    PastBudget,
 }
 
 /// The state carried from input to input.
@@ -517,10 +520,10 @@ impl Feed<'_> {
         self.second_read = None;
         let taken = match reached {
             Ok(Reached::SecondHalf) => half.join(false),
-            Ok(Reached::WrongGuess) => {
+            Ok(Reached::WrongGuess | Reached::PastBudget) => {
                 // Stopped and dropped now: what it holds is freed (it may have stopped
                 // already, its buffers kept in its thread's result until joined), before
-                // its share is given back to this thread.
+                // its share is given back to this thread, which reads on alone.
                 half.join(true);
                 self.outputs.lend(None);
                 return self.records(splitter, name, None).map(drop);
@@ -611,7 +614,8 @@ impl Feed<'_> {
 
     /// Step three: an input's records, each to its key's file; with a `second` half running,
     /// up to where it begins if a record ends there, else (the guess was wrong: see
-    /// [`halves`]) through the first record that runs on past it.
+    /// [`halves`]) through the first record that runs on past it, or until the second half
+    /// holds more than the budget left by the keys' bookkeeping.
     fn records(
         &mut self,
         splitter: &mut Splitter<Prefetch>,
@@ -637,6 +641,9 @@ impl Feed<'_> {
                     // stopped and dropped now (it would parse on to the end, holding memory
                     // lent to it).
                     std::cmp::Ordering::Greater => return Ok(Reached::WrongGuess),
+                }
+                if self.outputs.lent_past_budget() {
+                    return Ok(Reached::PastBudget);
                 }
             }
             let limit = second.map(|half| half.start);
