@@ -582,3 +582,158 @@ fn a_wrong_guess_does_not_read_the_rest_into_memory() {
         "peak RSS with a wrong guess: {two} KiB, one parser: {one} KiB"
     );
 }
+
+/// A wrong guess found only after the second half has stopped (here before a record of over
+/// 4 MiB), holding the buffers of the records it took: a guess inside a quoted field whose
+/// rest (`y,z"`) reads as a record of the right field count, after which it parses every
+/// record right. Its buffers must be freed when the main thread finds the guess wrong (they
+/// are no longer counted against `--memory` from then on), not kept until the input ends.
+/// One parser's peak and the split run's are compared (`--memory` ample: no buffer is written
+/// before the end, in either run).
+///
+/// Failed before: the second half's buffers (32 MB of `c` records) stayed in its thread's
+/// result until the main thread joined it after the end of the input; the split run's peak was
+/// one parser's plus those 32 MB.
+#[test]
+fn a_wrong_guess_frees_what_a_stopped_second_half_holds() {
+    let header = b"k,v\n";
+    // Quoted records before the guess (csv-core's path, slower than plain lines: the second
+    // half has stopped by the time the main thread reaches the guess).
+    let a = [&b"a,\"q,\"\"uoted\"\" "[..], &[b'p'; 80], b"\"\n"].concat();
+    // The guess falls on its first line break.
+    let straddle = [&b"b,\""[..], &[b'x'; 300], b"\ny,z\"\n"].concat();
+    let c = [&b"c,"[..], &[b'v'; 97], b"\n"].concat();
+    let cs = 320_000; // 32 MB
+    let d = [&b"d,"[..], &vec![b'w'; 5 << 20], b"\n"].concat();
+    let e = [&b"e,"[..], &[b'u'; 97], b"\n"].concat();
+    let es = 30_000;
+    let after = straddle.len() + c.len() * cs + d.len() + e.len() * es;
+    // As many `a` records as put the middle on the straddling record's first line.
+    let n = (0..)
+        .find(|n| {
+            let len = header.len() + n * a.len() + after;
+            let middle = header.len() + (len - header.len()) * 45 / 100;
+            let at = header.len() + n * a.len();
+            (at..at + 300).contains(&middle)
+        })
+        .unwrap();
+    let mut input = header.to_vec();
+    input.extend(a.repeat(n));
+    input.extend_from_slice(&straddle);
+    input.extend(c.repeat(cs));
+    input.extend_from_slice(&d);
+    input.extend(e.repeat(es));
+    let at = header.len() + n * a.len();
+    assert_eq!(
+        guess(&input, header.len()),
+        Some(at + 3 + 300 + 1),
+        "the guess must fall inside the quoted field"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("in.csv"), &input).unwrap();
+    drop(input);
+    let want = |record: &[u8], count: usize| [&header[..], &record.repeat(count)].concat();
+    let mut peaks = Vec::new();
+    for split in [false, true] {
+        let out = dir.path().join(format!("out{split}"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+        command
+            .current_dir(dir.path())
+            .env(
+                "HANDOFF_PARTITION_SPLIT_MIN",
+                if split { "1" } else { "999999999999" },
+            )
+            .args(["partition", "-q", "--memory=128M", "k"])
+            .arg(&out)
+            .arg("in.csv");
+        let (code, peak) = peak_rss(&mut command);
+        assert_eq!(code, Some(0));
+        for (name, record, count) in [
+            ("a.csv", &a, n),
+            ("b.csv", &straddle, 1),
+            ("c.csv", &c, cs),
+            ("d.csv", &d, 1),
+            ("e.csv", &e, es),
+        ] {
+            let got = fs::read(out.join(name)).unwrap();
+            assert!(got == want(record, count), "split {split}: {name} differs");
+        }
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 5);
+        fs::remove_dir_all(&out).unwrap();
+        peaks.push(peak);
+    }
+    let (one, two) = (peaks[0], peaks[1]);
+    assert!(
+        two <= one + 14 * 1024,
+        "peak RSS with a wrong guess found late: {two} KiB, one parser: {one} KiB"
+    );
+}
+
+/// The keys' bookkeeping shrinks the buffers' budget as keys come (`--memory` less about
+/// 480 bytes and twice the key's length a key, down to a floor): once the second half holds
+/// more than the budget left, it must be dropped (its records cannot be written before the main
+/// thread reaches them), or the buffers pass the bound that one parser keeps. Here 10,900
+/// keys of 4,000 bytes before the guess take the budget from 96 MiB down to the floor (8 MiB),
+/// while the second half holds its share (about 49 MB of one key). One parser's peak and the
+/// split run's are compared.
+///
+/// Failed before: the split run's peak was one parser's plus about 40 MB (the second half's
+/// buffers, kept while the main thread's buffers had no room at all: every record it read
+/// went to the writer alone).
+#[test]
+fn a_second_half_holding_more_than_the_keys_leave_is_dropped() {
+    let header = b"k,v\n";
+    let long = |i: usize| {
+        let mut record = format!("{i:06}").into_bytes();
+        record.resize(4000, b'k');
+        record.extend_from_slice(b",1\n");
+        record
+    };
+    let keys = 10_900;
+    let z = [&b"z,"[..], &[b'v'; 97], b"\n"].concat();
+    let zs = 540_000;
+    let mut input = header.to_vec();
+    for i in 0..keys {
+        input.extend(long(i));
+    }
+    let boundary = input.len();
+    input.extend(z.repeat(zs));
+    let at = guess(&input, header.len()).unwrap();
+    assert!(at > boundary, "the guess must fall among the `z` records");
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("in.csv"), &input).unwrap();
+    drop(input);
+    let mut want: BTreeSet<Vec<u8>> = (0..keys)
+        .map(|i| [&header[..], &long(i)].concat())
+        .collect();
+    want.insert([&header[..], &z.repeat(zs)].concat());
+    let mut peaks = Vec::new();
+    for split in [false, true] {
+        let out = dir.path().join(format!("out{split}"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+        command
+            .current_dir(dir.path())
+            .env(
+                "HANDOFF_PARTITION_SPLIT_MIN",
+                if split { "1" } else { "999999999999" },
+            )
+            .args(["partition", "-q", "--memory=96M", "k"])
+            .arg(&out)
+            .arg("in.csv");
+        let (code, peak) = peak_rss(&mut command);
+        assert_eq!(code, Some(0));
+        let got: BTreeSet<Vec<u8>> = fs::read_dir(&out)
+            .unwrap()
+            .map(|entry| fs::read(entry.unwrap().path()).unwrap())
+            .collect();
+        assert!(got == want, "split {split}: the files differ");
+        fs::remove_dir_all(&out).unwrap();
+        peaks.push(peak);
+    }
+    let (one, two) = (peaks[0], peaks[1]);
+    assert!(
+        two <= one + 14 * 1024,
+        "peak RSS with the budget shrunk below the second half's share: {two} KiB, \
+         one parser: {one} KiB"
+    );
+}

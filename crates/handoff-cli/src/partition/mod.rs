@@ -301,6 +301,11 @@ enum Reached {
     End,
     /// The start of the second half, at a record boundary.
     SecondHalf,
+    /// A record ran on past where the second half begins: the guess was wrong.
+    WrongGuess,
+    /// The second half holds more than the buffers' budget, shrunk by the keys' bookkeeping
+    /// (see [`Outputs::lent_past_budget`]).
+    PastBudget,
 }
 
 /// The state carried from input to input.
@@ -505,18 +510,26 @@ impl Feed<'_> {
         name: &str,
     ) -> Result<(), Stop> {
         let Some((file, len)) = file else {
-            return self.records(splitter, name, &mut None).map(drop);
+            return self.records(splitter, name, None).map(drop);
         };
         let Some(half) = self.second_half(splitter, &file, len) else {
-            return self.records(splitter, name, &mut None).map(drop);
+            return self.records(splitter, name, None).map(drop);
         };
         self.second_read = Some(Arc::clone(&half.read));
-        let reached = self.records(splitter, name, &mut Some(&half));
+        let reached = self.records(splitter, name, Some(&half));
         self.second_read = None;
         let taken = match reached {
             Ok(Reached::SecondHalf) => half.join(false),
+            Ok(Reached::WrongGuess | Reached::PastBudget) => {
+                // Stopped and dropped now: what it holds is freed (it may have stopped
+                // already, its buffers kept in its thread's result until joined), before
+                // its share is given back to this thread, which reads on alone.
+                half.join(true);
+                self.outputs.lend(None);
+                return self.records(splitter, name, None).map(drop);
+            }
             other => {
-                // The end, a stop or a wrong guess: the second half is dropped.
+                // The end or a stop: the second half is dropped.
                 half.join(true);
                 self.outputs.lend(None);
                 return other.map(drop);
@@ -525,10 +538,10 @@ impl Feed<'_> {
         let Some(taken) = taken else {
             // Its thread failed: this one reads on from where the second half began.
             self.outputs.lend(None);
-            return self.records(splitter, name, &mut None).map(drop);
+            return self.records(splitter, name, None).map(drop);
         };
         self.take_second_half(splitter, taken, &file, len)?;
-        self.records(splitter, name, &mut None).map(drop)
+        self.records(splitter, name, None).map(drop)
     }
 
     /// Starts a second half's parser for the rest of `file` (`len` bytes), if the input is
@@ -601,12 +614,13 @@ impl Feed<'_> {
 
     /// Step three: an input's records, each to its key's file; with a `second` half running,
     /// up to where it begins if a record ends there, else (the guess was wrong: see
-    /// [`halves`]) to the end, and the second half is cancelled and taken away.
+    /// [`halves`]) through the first record that runs on past it, or until the second half
+    /// holds more than the budget left by the keys' bookkeeping.
     fn records(
         &mut self,
         splitter: &mut Splitter<Prefetch>,
         name: &str,
-        second: &mut Option<&SecondHalf>,
+        second: Option<&SecondHalf>,
     ) -> Result<Reached, Stop> {
         // Several key columns: every field is decoded (the CSV path), then the key joined.
         let several = self.columns.len() > 1;
@@ -619,17 +633,17 @@ impl Feed<'_> {
         };
         let (mut spans, mut found) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
         loop {
-            if let Some(half) = *second {
+            if let Some(half) = second {
                 match splitter.consumed().cmp(&half.start) {
                     std::cmp::Ordering::Less => {}
                     std::cmp::Ordering::Equal => return Ok(Reached::SecondHalf),
-                    // A record ran on past the guess: the second half is wrong, and stopped
-                    // now (it would parse on to the end, holding memory lent to it).
-                    std::cmp::Ordering::Greater => {
-                        half.cancel();
-                        *second = None;
-                        self.outputs.lend(None);
-                    }
+                    // A record ran on past the guess: the second half is wrong, and is
+                    // stopped and dropped now (it would parse on to the end, holding memory
+                    // lent to it).
+                    std::cmp::Ordering::Greater => return Ok(Reached::WrongGuess),
+                }
+                if self.outputs.lent_past_budget() {
+                    return Ok(Reached::PastBudget);
                 }
             }
             let limit = second.map(|half| half.start);

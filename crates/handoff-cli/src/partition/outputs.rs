@@ -176,6 +176,8 @@ pub struct Outputs {
     late: bool,
     /// What the second half's buffers hold, while it runs (see [`Outputs::lend`]).
     lent: Option<Arc<AtomicUsize>>,
+    /// The budget when the share was lent.
+    lent_from: usize,
     /// Capacity of the buffers held here.
     held: usize,
     /// Capacity of the buffers handed to the writer and not yet written.
@@ -213,6 +215,7 @@ impl Outputs {
             pressed: false,
             late: false,
             lent: None,
+            lent_from: 0,
             held: 0,
             in_flight: 0,
             bookkeeping: 0,
@@ -251,6 +254,18 @@ impl Outputs {
     /// dropped.
     pub fn lend(&mut self, held: Option<Arc<AtomicUsize>>) {
         self.lent = held;
+        self.lent_from = self.budget;
+    }
+
+    /// Whether the second half holds more than the buffers' budget, which the keys'
+    /// bookkeeping has shrunk since its share was lent: it must then be dropped (its records
+    /// cannot be written before the main thread reaches them), or the buffers pass the bound
+    /// that one parser keeps. (A budget that has not shrunk was at least twice its share:
+    /// it holds more only by its last buffer's growth, as one parser's buffers may.)
+    pub fn lent_past_budget(&self) -> bool {
+        self.lent.as_ref().is_some_and(|held| {
+            self.budget < self.lent_from && held.load(Ordering::Relaxed) > self.budget
+        })
     }
 
     /// What the buffers here may hold now: the budget, less what the second half holds.
