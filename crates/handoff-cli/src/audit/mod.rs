@@ -102,10 +102,17 @@ pub fn run(args: AuditArgs) -> Result<ExitCode, String> {
         let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
     }
     let program = Path::new(&args.command[0]).display().to_string();
+    // SIGTERM and SIGHUP are caught before the program starts: one that comes as soon as it
+    // runs (it may already have printed its pid) is held, then passed on to it, where the
+    // default action would end `handoff audit` alone, the program left running unreported.
+    let passed_on = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(|e| format!("cannot catch SIGTERM and SIGHUP: {e}"))?;
     let status = match command.spawn() {
-        Ok(child) => {
-            wait_passing_on_signals(child).map_err(|e| format!("cannot wait for {program}: {e}"))?
-        }
+        Ok(child) => wait_passing_on_signals(child, passed_on)
+            .map_err(|e| format!("cannot wait for {program}: {e}"))?,
         Err(error) => {
             eprintln!("handoff audit: cannot run {program}: {error}");
             let code = if error.kind() == std::io::ErrorKind::NotFound {
@@ -141,19 +148,19 @@ pub fn run(args: AuditArgs) -> Result<ExitCode, String> {
 /// Waits for the program. A SIGTERM or SIGHUP sent to `handoff audit` alone (`kill`,
 /// `timeout`, a closed terminal) is passed on to the program, and the report is still written
 /// once it ends: dying at once would lose the findings and leave the program running.
-/// The signal goes through a pidfd where the kernel has them, so a signal arriving after the
-/// program was reaped cannot reach another process given its number.
+/// `signals` (SIGTERM and SIGHUP, caught since before the program started) hold any that came
+/// already. The signal goes through a pidfd where the kernel has them, so a signal arriving
+/// after the program was reaped cannot reach another process given its number.
 fn wait_passing_on_signals(
     mut child: std::process::Child,
+    mut signals: signal_hook::iterator::Signals,
 ) -> std::io::Result<std::process::ExitStatus> {
-    use signal_hook::consts::{SIGHUP, SIGTERM};
     let pid = child.id() as libc::pid_t;
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; the child
     // is not reaped yet, so `pid` is still its number.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
     // SAFETY: a descriptor pidfd_open just returned is ours alone.
     let pidfd = (pidfd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) });
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP])?;
     let handle = signals.handle();
     let passing = std::thread::scope(|scope| {
         scope.spawn(|| {
