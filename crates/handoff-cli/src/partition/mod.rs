@@ -525,6 +525,7 @@ impl Feed<'_> {
                 // already, its buffers kept in its thread's result until joined), before
                 // its share is given back to this thread, which reads on alone.
                 half.join(true);
+                os::return_freed_memory();
                 self.outputs.lend(None);
                 return self.records(splitter, name, None).map(drop);
             }

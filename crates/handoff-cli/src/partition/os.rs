@@ -17,6 +17,19 @@ pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     return std::os::windows::fs::FileExt::seek_read(file, buf, offset);
 }
 
+/// Gives back to the system the memory freed so far that the allocator still keeps. glibc keeps
+/// what a thread allocated in that thread's arena: a second half's buffers, freed when it is
+/// dropped, could stay resident after its thread ended while the main thread read the same
+/// records again into its own (a debug build under load: peak RSS one parser's + 25 MiB).
+/// Elsewhere there is nothing to do.
+pub fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes a padding size and only works on the allocator's free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Fills `buf` from `offset` on (see [`read_at`]).
 pub fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
     while !buf.is_empty() {
