@@ -531,6 +531,34 @@ fn peak_rss(command: &mut Command) -> (Option<i32>, u64) {
 /// record of over 4 MiB. One parser's peak and the split run's are compared: +3 MiB here;
 /// +24 MiB before the second half was cancelled at once and stopped at long records (it read
 /// the rest, 10 MB, and decoded it).
+/// Runs `handoff partition -q ARGS k OUT in.csv` in `dir` twice, by one parser and then split
+/// however small, checks each run's OUT with `check(out, split)` (then removes it), and
+/// returns the two runs' peaks, in KiB.
+fn peaks_one_and_split(dir: &Path, args: &[&str], check: impl Fn(&Path, bool)) -> (u64, u64) {
+    let mut peaks = Vec::new();
+    for split in [false, true] {
+        let out = dir.join(format!("out{split}"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+        command
+            .current_dir(dir)
+            .env(
+                "HANDOFF_PARTITION_SPLIT_MIN",
+                if split { "1" } else { "999999999999" },
+            )
+            .args(["partition", "-q"])
+            .args(args)
+            .arg("k")
+            .arg(&out)
+            .arg("in.csv");
+        let (code, peak) = peak_rss(&mut command);
+        assert_eq!(code, Some(0));
+        check(&out, split);
+        fs::remove_dir_all(&out).unwrap();
+        peaks.push(peak);
+    }
+    (peaks[0], peaks[1])
+}
+
 #[test]
 fn a_wrong_guess_does_not_read_the_rest_into_memory() {
     let dir = tempfile::tempdir().unwrap();
@@ -550,21 +578,7 @@ fn a_wrong_guess_does_not_read_the_rest_into_memory() {
         "the guess must fall inside the quoted field"
     );
     fs::write(dir.path().join("in.csv"), &input).unwrap();
-    let mut peaks = Vec::new();
-    for split in [false, true] {
-        let out = dir.path().join(format!("out{split}"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
-        command
-            .current_dir(dir.path())
-            .env(
-                "HANDOFF_PARTITION_SPLIT_MIN",
-                if split { "1" } else { "999999999999" },
-            )
-            .args(["partition", "-q", "k"])
-            .arg(&out)
-            .arg("in.csv");
-        let (code, peak) = peak_rss(&mut command);
-        assert_eq!(code, Some(0));
+    let (one, two) = peaks_one_and_split(dir.path(), &[], |out, _| {
         let lines_in = |name: &str| {
             fs::read(out.join(name))
                 .unwrap()
@@ -574,9 +588,7 @@ fn a_wrong_guess_does_not_read_the_rest_into_memory() {
         };
         assert_eq!(lines_in("a.csv"), lines + 1);
         assert_eq!(lines_in("b.csv"), 2002);
-        peaks.push(peak);
-    }
-    let (one, two) = (peaks[0], peaks[1]);
+    });
     assert!(
         two <= one + 14 * 1024,
         "peak RSS with a wrong guess: {two} KiB, one parser: {one} KiB"
@@ -633,21 +645,7 @@ fn a_wrong_guess_frees_what_a_stopped_second_half_holds() {
     fs::write(dir.path().join("in.csv"), &input).unwrap();
     drop(input);
     let want = |record: &[u8], count: usize| [&header[..], &record.repeat(count)].concat();
-    let mut peaks = Vec::new();
-    for split in [false, true] {
-        let out = dir.path().join(format!("out{split}"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
-        command
-            .current_dir(dir.path())
-            .env(
-                "HANDOFF_PARTITION_SPLIT_MIN",
-                if split { "1" } else { "999999999999" },
-            )
-            .args(["partition", "-q", "--memory=128M", "k"])
-            .arg(&out)
-            .arg("in.csv");
-        let (code, peak) = peak_rss(&mut command);
-        assert_eq!(code, Some(0));
+    let (one, two) = peaks_one_and_split(dir.path(), &["--memory=128M"], |out, split| {
         for (name, record, count) in [
             ("a.csv", &a, n),
             ("b.csv", &straddle, 1),
@@ -658,11 +656,8 @@ fn a_wrong_guess_frees_what_a_stopped_second_half_holds() {
             let got = fs::read(out.join(name)).unwrap();
             assert!(got == want(record, count), "split {split}: {name} differs");
         }
-        assert_eq!(fs::read_dir(&out).unwrap().count(), 5);
-        fs::remove_dir_all(&out).unwrap();
-        peaks.push(peak);
-    }
-    let (one, two) = (peaks[0], peaks[1]);
+        assert_eq!(fs::read_dir(out).unwrap().count(), 5);
+    });
     assert!(
         two <= one + 14 * 1024,
         "peak RSS with a wrong guess found late: {two} KiB, one parser: {one} KiB"
@@ -707,30 +702,13 @@ fn a_second_half_holding_more_than_the_keys_leave_is_dropped() {
         .map(|i| [&header[..], &long(i)].concat())
         .collect();
     want.insert([&header[..], &z.repeat(zs)].concat());
-    let mut peaks = Vec::new();
-    for split in [false, true] {
-        let out = dir.path().join(format!("out{split}"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
-        command
-            .current_dir(dir.path())
-            .env(
-                "HANDOFF_PARTITION_SPLIT_MIN",
-                if split { "1" } else { "999999999999" },
-            )
-            .args(["partition", "-q", "--memory=96M", "k"])
-            .arg(&out)
-            .arg("in.csv");
-        let (code, peak) = peak_rss(&mut command);
-        assert_eq!(code, Some(0));
-        let got: BTreeSet<Vec<u8>> = fs::read_dir(&out)
+    let (one, two) = peaks_one_and_split(dir.path(), &["--memory=96M"], |out, split| {
+        let got: BTreeSet<Vec<u8>> = fs::read_dir(out)
             .unwrap()
             .map(|entry| fs::read(entry.unwrap().path()).unwrap())
             .collect();
         assert!(got == want, "split {split}: the files differ");
-        fs::remove_dir_all(&out).unwrap();
-        peaks.push(peak);
-    }
-    let (one, two) = (peaks[0], peaks[1]);
+    });
     assert!(
         two <= one + 14 * 1024,
         "peak RSS with the budget shrunk below the second half's share: {two} KiB, \
