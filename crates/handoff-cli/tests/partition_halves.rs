@@ -501,14 +501,16 @@ fn lines_longer_than_the_search_and_the_buffers() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Peak resident memory of a run of `command`, in KiB, and its exit code: the child's
-/// `VmHWM` (the high-water mark of its own address space), read from `/proc` until it exits.
+/// Peak resident memory of a run of `command`, in KiB, its exit code, and whether a thread
+/// named "second half" was seen in it: the child's `VmHWM` (the high-water mark of its own
+/// address space) and threads, read from `/proc` every 2 ms until it exits.
 /// (`wait4`'s `ru_maxrss` will not do: it keeps the peak of the address space the child had
 /// before `exec`, which `posix_spawn` shares with this test process and its inputs.)
-fn peak_rss(command: &mut Command) -> (Option<i32>, u64) {
+fn peak_rss(command: &mut Command) -> (Option<i32>, u64, bool) {
     let mut child = command.spawn().unwrap();
     let status_file = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
+    let tasks = format!("/proc/{}/task", child.id());
+    let (mut peak, mut second_half) = (0, false);
     loop {
         if let Ok(status) = fs::read_to_string(&status_file) {
             let hwm = status
@@ -517,24 +519,30 @@ fn peak_rss(command: &mut Command) -> (Option<i32>, u64) {
                 .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse().ok());
             peak = peak.max(hwm.unwrap_or(0));
         }
+        if let Ok(threads) = fs::read_dir(&tasks) {
+            second_half |= threads.flatten().any(|thread| {
+                fs::read_to_string(thread.path().join("comm"))
+                    .is_ok_and(|name| name.trim() == "second half")
+            });
+        }
         if let Some(status) = child.try_wait().unwrap() {
-            return (status.code(), peak);
+            return (status.code(), peak, second_half);
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
-/// A guess inside a quoted field whose closing quote starts a line, with no quote after it:
-/// to the second half, that quote opens a field that runs to the end of the input. The main
-/// thread finds the guess wrong when it gets there and cancels the second half, which must not
-/// have read (and decoded) the rest of the input into memory meanwhile: it stops before a
-/// record of over 4 MiB. One parser's peak and the split run's are compared: +3 MiB here;
-/// +24 MiB before the second half was cancelled at once and stopped at long records (it read
-/// the rest, 10 MB, and decoded it).
 /// Runs `handoff partition -q ARGS k OUT in.csv` in `dir` twice, by one parser and then split
 /// however small, checks each run's OUT with `check(out, split)` (then removes it), and
-/// returns the two runs' peaks, in KiB.
-fn peaks_one_and_split(dir: &Path, args: &[&str], check: impl Fn(&Path, bool)) -> (u64, u64) {
+/// returns the two runs' peaks, in KiB. With `second_half_seen`, the split run must have run a
+/// second half long enough to be seen (so that a change of the rules cannot leave the
+/// comparison one parser against one parser).
+fn peaks_one_and_split(
+    dir: &Path,
+    args: &[&str],
+    second_half_seen: bool,
+    check: impl Fn(&Path, bool),
+) -> (u64, u64) {
     let mut peaks = Vec::new();
     for split in [false, true] {
         let out = dir.join(format!("out{split}"));
@@ -550,8 +558,13 @@ fn peaks_one_and_split(dir: &Path, args: &[&str], check: impl Fn(&Path, bool)) -
             .arg("k")
             .arg(&out)
             .arg("in.csv");
-        let (code, peak) = peak_rss(&mut command);
+        let (code, peak, second_half) = peak_rss(&mut command);
         assert_eq!(code, Some(0));
+        assert!(
+            !second_half_seen || second_half == split,
+            "split {split}: a second half {}",
+            if second_half { "ran" } else { "was never seen" }
+        );
         check(&out, split);
         fs::remove_dir_all(&out).unwrap();
         peaks.push(peak);
@@ -559,6 +572,13 @@ fn peaks_one_and_split(dir: &Path, args: &[&str], check: impl Fn(&Path, bool)) -
     (peaks[0], peaks[1])
 }
 
+/// A guess inside a quoted field whose closing quote starts a line, with no quote after it:
+/// to the second half, that quote opens a field that runs to the end of the input. The main
+/// thread finds the guess wrong when it gets there and cancels the second half, which must not
+/// have read (and decoded) the rest of the input into memory meanwhile: it stops before a
+/// record of over 4 MiB. One parser's peak and the split run's are compared: +3 MiB here;
+/// +24 MiB before the second half was cancelled at once and stopped at long records (it read
+/// the rest, 10 MB, and decoded it).
 #[test]
 fn a_wrong_guess_does_not_read_the_rest_into_memory() {
     let dir = tempfile::tempdir().unwrap();
@@ -578,7 +598,7 @@ fn a_wrong_guess_does_not_read_the_rest_into_memory() {
         "the guess must fall inside the quoted field"
     );
     fs::write(dir.path().join("in.csv"), &input).unwrap();
-    let (one, two) = peaks_one_and_split(dir.path(), &[], |out, _| {
+    let (one, two) = peaks_one_and_split(dir.path(), &[], false, |out, _| {
         let lines_in = |name: &str| {
             fs::read(out.join(name))
                 .unwrap()
@@ -645,7 +665,7 @@ fn a_wrong_guess_frees_what_a_stopped_second_half_holds() {
     fs::write(dir.path().join("in.csv"), &input).unwrap();
     drop(input);
     let want = |record: &[u8], count: usize| [&header[..], &record.repeat(count)].concat();
-    let (one, two) = peaks_one_and_split(dir.path(), &["--memory=128M"], |out, split| {
+    let (one, two) = peaks_one_and_split(dir.path(), &["--memory=128M"], true, |out, split| {
         for (name, record, count) in [
             ("a.csv", &a, n),
             ("b.csv", &straddle, 1),
@@ -702,7 +722,7 @@ fn a_second_half_holding_more_than_the_keys_leave_is_dropped() {
         .map(|i| [&header[..], &long(i)].concat())
         .collect();
     want.insert([&header[..], &z.repeat(zs)].concat());
-    let (one, two) = peaks_one_and_split(dir.path(), &["--memory=96M"], |out, split| {
+    let (one, two) = peaks_one_and_split(dir.path(), &["--memory=96M"], true, |out, split| {
         let got: BTreeSet<Vec<u8>> = fs::read_dir(out)
             .unwrap()
             .map(|entry| fs::read(entry.unwrap().path()).unwrap())
