@@ -44,8 +44,9 @@ pub const PER_KEY: usize = 480;
 /// bound, if it is smaller).
 pub const FLOOR: usize = 8 << 20;
 
-/// The allocator's share of the bound above the floor: 1/`HOLES` of it is left out of the
-/// buffers' budget. Buffers freed by the writer leave holes in the heap that later, larger
+/// The allocator's share: 1/`HOLES` of what the bookkeeping leaves of the bound is left out of
+/// the buffers' budget (which keeps at least [`FLOOR`]). Buffers freed by the writer leave
+/// holes in the heap that later, larger
 /// buffers do not fit, and the heap grows past the buffers it holds: on a 2 GB input with
 /// 50,000 Zipf keys and the default 256M, the heap's free part grew from 4 MiB to 35–47 MiB
 /// (`mallinfo2`) while the buffers stayed at their budget, and RSS reached 297–315 MiB, past
@@ -683,13 +684,12 @@ impl Outputs {
 
 /// What the buffers may hold, with `bookkeeping` bytes of it taken by the keys: the rest of
 /// the bound less an eighth of it ([`HOLES`]), but at least [`FLOOR`] (or the whole bound, if
-/// smaller). Once the bookkeeping is
-/// many times the bound (the run is far over it anyway, and has warned), an eighth of the
-/// bookkeeping, up to the floor: with many keys, buffers of a tiny bound's size would hold
-/// less than a record a key, and every flush would page in a file per record (`--memory 1M`,
-/// 126,000 keys: 2.1x the time of an ample bound; with 7 MiB of buffers, 1.25x). A share
-/// below [`SHARE_MIN`] is not taken, so that a tiny bound with a few keys (tests) still
-/// means tiny buffers.
+/// smaller). Once the bookkeeping is many times the bound (the run is far over it anyway, and
+/// has warned), an eighth of the bookkeeping, up to the floor: with many keys, buffers of a
+/// tiny bound's size would hold less than a record a key, and every flush would page in a
+/// file per record (`--memory 1M`, 126,000 keys: 2.1x the time of an ample bound; with 7 MiB
+/// of buffers, 1.25x). A share below [`SHARE_MIN`] is not taken, so that a tiny bound with a
+/// few keys (tests) still means tiny buffers.
 fn budget(memory: usize, bookkeeping: usize) -> usize {
     let share = (bookkeeping / 8).min(FLOOR);
     let share = if share >= SHARE_MIN { share } else { 0 };
