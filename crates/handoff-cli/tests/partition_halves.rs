@@ -534,15 +534,17 @@ fn peak_rss(command: &mut Command) -> (Option<i32>, u64, bool) {
 
 /// Runs `handoff partition -q ARGS k OUT in.csv` in `dir` twice, by one parser and then split
 /// however small, checks each run's OUT with `check(out, split)` (then removes it), and
-/// returns the two runs' peaks, in KiB. With `second_half_seen`, the split run must have run a
-/// second half long enough to be seen (so that a change of the rules cannot leave the
-/// comparison one parser against one parser).
-fn peaks_one_and_split(
+/// asserts that the split run's peak RSS is within 14 MiB of one parser's (`what`: the case,
+/// for the message). With `second_half_seen`, the split run must have run a second half long
+/// enough to be seen (so that a change of the rules cannot leave the comparison one parser
+/// against one parser).
+fn split_peak_near_one_parsers(
     dir: &Path,
     args: &[&str],
     second_half_seen: bool,
+    what: &str,
     check: impl Fn(&Path, bool),
-) -> (u64, u64) {
+) {
     let mut peaks = Vec::new();
     for split in [false, true] {
         let out = dir.join(format!("out{split}"));
@@ -569,7 +571,11 @@ fn peaks_one_and_split(
         fs::remove_dir_all(&out).unwrap();
         peaks.push(peak);
     }
-    (peaks[0], peaks[1])
+    let (one, two) = (peaks[0], peaks[1]);
+    assert!(
+        two <= one + 14 * 1024,
+        "peak RSS {what}: {two} KiB, one parser: {one} KiB"
+    );
 }
 
 /// A guess inside a quoted field whose closing quote starts a line, with no quote after it:
@@ -598,7 +604,7 @@ fn a_wrong_guess_does_not_read_the_rest_into_memory() {
         "the guess must fall inside the quoted field"
     );
     fs::write(dir.path().join("in.csv"), &input).unwrap();
-    let (one, two) = peaks_one_and_split(dir.path(), &[], false, |out, _| {
+    split_peak_near_one_parsers(dir.path(), &[], false, "with a wrong guess", |out, _| {
         let lines_in = |name: &str| {
             fs::read(out.join(name))
                 .unwrap()
@@ -609,10 +615,6 @@ fn a_wrong_guess_does_not_read_the_rest_into_memory() {
         assert_eq!(lines_in("a.csv"), lines + 1);
         assert_eq!(lines_in("b.csv"), 2002);
     });
-    assert!(
-        two <= one + 14 * 1024,
-        "peak RSS with a wrong guess: {two} KiB, one parser: {one} KiB"
-    );
 }
 
 /// A wrong guess found only after the second half has stopped (here before a record of over
@@ -665,22 +667,24 @@ fn a_wrong_guess_frees_what_a_stopped_second_half_holds() {
     fs::write(dir.path().join("in.csv"), &input).unwrap();
     drop(input);
     let want = |record: &[u8], count: usize| [&header[..], &record.repeat(count)].concat();
-    let (one, two) = peaks_one_and_split(dir.path(), &["--memory=128M"], true, |out, split| {
-        for (name, record, count) in [
-            ("a.csv", &a, n),
-            ("b.csv", &straddle, 1),
-            ("c.csv", &c, cs),
-            ("d.csv", &d, 1),
-            ("e.csv", &e, es),
-        ] {
-            let got = fs::read(out.join(name)).unwrap();
-            assert!(got == want(record, count), "split {split}: {name} differs");
-        }
-        assert_eq!(fs::read_dir(out).unwrap().count(), 5);
-    });
-    assert!(
-        two <= one + 14 * 1024,
-        "peak RSS with a wrong guess found late: {two} KiB, one parser: {one} KiB"
+    split_peak_near_one_parsers(
+        dir.path(),
+        &["--memory=128M"],
+        true,
+        "with a wrong guess found late",
+        |out, split| {
+            for (name, record, count) in [
+                ("a.csv", &a, n),
+                ("b.csv", &straddle, 1),
+                ("c.csv", &c, cs),
+                ("d.csv", &d, 1),
+                ("e.csv", &e, es),
+            ] {
+                let got = fs::read(out.join(name)).unwrap();
+                assert!(got == want(record, count), "split {split}: {name} differs");
+            }
+            assert_eq!(fs::read_dir(out).unwrap().count(), 5);
+        },
     );
 }
 
@@ -722,16 +726,17 @@ fn a_second_half_holding_more_than_the_keys_leave_is_dropped() {
         .map(|i| [&header[..], &long(i)].concat())
         .collect();
     want.insert([&header[..], &z.repeat(zs)].concat());
-    let (one, two) = peaks_one_and_split(dir.path(), &["--memory=110M"], true, |out, split| {
-        let got: BTreeSet<Vec<u8>> = fs::read_dir(out)
-            .unwrap()
-            .map(|entry| fs::read(entry.unwrap().path()).unwrap())
-            .collect();
-        assert!(got == want, "split {split}: the files differ");
-    });
-    assert!(
-        two <= one + 14 * 1024,
-        "peak RSS with the budget shrunk below the second half's share: {two} KiB, \
-         one parser: {one} KiB"
+    split_peak_near_one_parsers(
+        dir.path(),
+        &["--memory=110M"],
+        true,
+        "with the budget shrunk below the second half's share",
+        |out, split| {
+            let got: BTreeSet<Vec<u8>> = fs::read_dir(out)
+                .unwrap()
+                .map(|entry| fs::read(entry.unwrap().path()).unwrap())
+                .collect();
+            assert!(got == want, "split {split}: the files differ");
+        },
     );
 }

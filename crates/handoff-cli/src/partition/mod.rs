@@ -524,15 +524,13 @@ impl Feed<'_> {
                 // Stopped and dropped now: what it holds is freed (it may have stopped
                 // already, its buffers kept in its thread's result until joined), before
                 // its share is given back to this thread, which reads on alone.
-                half.join(true);
+                self.drop_second_half(half);
                 os::return_freed_memory();
-                self.outputs.lend(None);
                 return self.records(splitter, name, None).map(drop);
             }
             other => {
                 // The end or a stop: the second half is dropped.
-                half.join(true);
-                self.outputs.lend(None);
+                self.drop_second_half(half);
                 return other.map(drop);
             }
         };
@@ -543,6 +541,13 @@ impl Feed<'_> {
         };
         self.take_second_half(splitter, taken, &file, len)?;
         self.records(splitter, name, None).map(drop)
+    }
+
+    /// Stops `half` and frees what it holds (its records are not taken), then gives its share
+    /// of the bound back to this thread.
+    fn drop_second_half(&mut self, half: SecondHalf) {
+        half.join(true);
+        self.outputs.lend(None);
     }
 
     /// Starts a second half's parser for the rest of `file` (`len` bytes), if the input is
