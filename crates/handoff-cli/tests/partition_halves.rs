@@ -46,16 +46,21 @@ struct Ran {
     out: std::path::PathBuf,
 }
 
-/// Runs `handoff partition ARGS k out IN…` in `dir`, every input file split however small
-/// if `split`.
+/// Runs `handoff partition ARGS k out IN…` in `dir` (`1` for `k` with `--no-headers`), every
+/// input file split however small if `split`.
 fn run(dir: &Path, args: &[&str], inputs: &[&str], split: bool) -> Ran {
     let out = dir.join("out");
+    let column = if args.contains(&"--no-headers") {
+        "1"
+    } else {
+        "k"
+    };
     let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
     command
         .current_dir(dir)
         .arg("partition")
         .args(args)
-        .args(["k", "out"])
+        .args([column, "out"])
         .args(inputs);
     if split {
         command.env("HANDOFF_PARTITION_SPLIT_MIN", "1");
@@ -216,6 +221,99 @@ fn the_guess_on_every_line_break_of_tricky_records() {
             (&["--memory=input"], options(false, None)),
         ],
     );
+}
+
+/// `--no-headers`: the first record sets the field count, and the second half is cut from
+/// the rest (the guess is made after the first record): a guess on every line break of the
+/// tricky records, and near malformed ones, judged by the reference read without a header.
+#[test]
+fn no_headers_the_guess_after_the_first_record() {
+    let no_headers = |skip_malformed| Options {
+        headers: false,
+        column: Column::Index(1),
+        ..options(skip_malformed, None)
+    };
+    let mut body = TRICKY.to_vec();
+    body.extend_from_slice(b"m\r\nb,2\n\"m\n\",1,2\r\nc,3\n");
+    for first in [&b"k,v\n"[..], b"\xEF\xBB\xBFq,\"1\r\n\"\r\n"] {
+        let inputs = sweep(first, &body, true);
+        check_all(
+            &inputs,
+            &[
+                (&["--no-headers"], no_headers(false)),
+                (&["--no-headers", "--skip-malformed"], no_headers(true)),
+                (
+                    &["--no-headers", "--skip-malformed", "--memory=input"],
+                    no_headers(true),
+                ),
+            ],
+        );
+    }
+}
+
+/// Whether a run of `handoff partition ARGS COLUMN out in.csv` in `dir` (split however small)
+/// started a second half: `strace -f` sees a thread name itself "second half" (`prctl`), which
+/// is the binary's own doing but no account of it: the kernel's record of what ran.
+fn second_half_started(dir: &Path, args: &[&str], column: &str) -> (Ran, bool) {
+    let log = dir.join("strace.log");
+    let out = dir.join("out");
+    let _ = fs::remove_dir_all(&out);
+    let output = Command::new("strace")
+        .current_dir(dir)
+        .env("HANDOFF_PARTITION_SPLIT_MIN", "1")
+        .args(["-f", "-qq", "-s", "32", "-e", "trace=prctl", "-o"])
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_handoff"))
+        .arg("partition")
+        .args(args)
+        .args([column, "out", "in.csv"])
+        .output()
+        .expect("strace (the package `strace`) is needed for this test");
+    let started = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .any(|line| line.contains("PR_SET_NAME") && line.contains("\"second half\""));
+    let ran = Ran {
+        code: output.status.code(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        out,
+    };
+    (ran, started)
+}
+
+/// With `--no-headers` a file is split too (once its first record has set the field count),
+/// and gives the reference's files; the same input with a header is split as before (the check
+/// of the check: it sees a second half where one runs).
+#[test]
+fn a_file_without_a_header_is_split() {
+    let mut body = Vec::new();
+    for i in 0..2_000u32 {
+        body.extend(format!("k{},{}\n", i * 7 % 37, "v".repeat((i % 50) as usize)).bytes());
+    }
+    for (first, args, column) in [
+        (&b"k,v\n"[..], &["--no-headers"][..], "1"),
+        (b"k,v\n", &[][..], "k"),
+    ] {
+        let mut input = first.to_vec();
+        input.extend_from_slice(&body);
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("in.csv"), &input).unwrap();
+        let (ran, started) = second_half_started(dir.path(), args, column);
+        let options = Options {
+            headers: args.is_empty(),
+            column: if args.is_empty() {
+                Column::Name(b"k".to_vec())
+            } else {
+                Column::Index(1)
+            },
+            ..options(false, None)
+        };
+        let expected = split(&[input], &options);
+        if let Err(e) = judge(&ran, &expected, &["in.csv"]) {
+            panic!("{args:?}: {e}\n  stderr {}", ran.stderr);
+        }
+        assert!(started, "{args:?}: no second half started");
+    }
 }
 
 /// Malformed records (too few fields, too many, one quoted over two lines) among the tricky

@@ -306,6 +306,19 @@ enum Reached {
     /// The second half holds more than the buffers' budget, shrunk by the keys' bookkeeping
     /// (see [`Outputs::lent_past_budget`]).
     PastBudget,
+    /// (`--no-headers`) The first record has set the field count, which a second half needs.
+    FieldCount,
+}
+
+/// Where [`Feed::records`] stops, besides the input's end.
+#[derive(Clone, Copy)]
+enum Until<'h> {
+    /// Only there.
+    End,
+    /// Where this second half begins (or past it: see [`Reached`]).
+    SecondHalf(&'h SecondHalf),
+    /// Once the field count is known: after the first record, with `--no-headers`.
+    FieldCount,
 }
 
 /// The state carried from input to input.
@@ -510,13 +523,23 @@ impl Feed<'_> {
         name: &str,
     ) -> Result<(), Stop> {
         let Some((file, len)) = file else {
-            return self.records(splitter, name, None).map(drop);
+            return self.records(splitter, name, Until::End).map(drop);
         };
+        if self.expected.is_none() {
+            // --no-headers: a second half takes only records with the field count, which the
+            // first record sets.
+            if !matches!(
+                self.records(splitter, name, Until::FieldCount)?,
+                Reached::FieldCount
+            ) {
+                return Ok(()); // the end (or a signal)
+            }
+        }
         let Some(half) = self.second_half(splitter, &file, len) else {
-            return self.records(splitter, name, None).map(drop);
+            return self.records(splitter, name, Until::End).map(drop);
         };
         self.second_read = Some(Arc::clone(&half.read));
-        let reached = self.records(splitter, name, Some(&half));
+        let reached = self.records(splitter, name, Until::SecondHalf(&half));
         self.second_read = None;
         let taken = match reached {
             Ok(Reached::SecondHalf) => half.join(false),
@@ -526,7 +549,7 @@ impl Feed<'_> {
                 // its share is given back to this thread, which reads on alone.
                 self.drop_second_half(half);
                 os::return_freed_memory();
-                return self.records(splitter, name, None).map(drop);
+                return self.records(splitter, name, Until::End).map(drop);
             }
             other => {
                 // The end or a stop: the second half is dropped.
@@ -537,10 +560,10 @@ impl Feed<'_> {
         let Some(taken) = taken else {
             // Its thread failed: this one reads on from where the second half began.
             self.outputs.lend(None);
-            return self.records(splitter, name, None).map(drop);
+            return self.records(splitter, name, Until::End).map(drop);
         };
         self.take_second_half(splitter, taken, &file, len)?;
-        self.records(splitter, name, None).map(drop)
+        self.records(splitter, name, Until::End).map(drop)
     }
 
     /// Stops `half` and frees what it holds (its records are not taken), then gives its share
@@ -618,16 +641,21 @@ impl Feed<'_> {
         Ok(())
     }
 
-    /// Step three: an input's records, each to its key's file; with a `second` half running,
-    /// up to where it begins if a record ends there, else (the guess was wrong: see
-    /// [`halves`]) through the first record that runs on past it, or until the second half
-    /// holds more than the budget left by the keys' bookkeeping.
+    /// Step three: an input's records, each to its key's file, to its end or `until`: with a
+    /// second half running, up to where it begins if a record ends there, else (the guess was
+    /// wrong: see [`halves`]) through the first record that runs on past it, or until the
+    /// second half holds more than the budget left by the keys' bookkeeping.
     fn records(
         &mut self,
         splitter: &mut Splitter<Prefetch>,
         name: &str,
-        second: Option<&SecondHalf>,
+        until: Until<'_>,
     ) -> Result<Reached, Stop> {
+        let second = match until {
+            Until::SecondHalf(half) => Some(half),
+            Until::End | Until::FieldCount => None,
+        };
+        let field_count = matches!(until, Until::FieldCount);
         // Several key columns: every field is decoded (the CSV path), then the key joined.
         let several = self.columns.len() > 1;
         let last = self.columns.iter().copied().max().unwrap_or(0);
@@ -639,6 +667,9 @@ impl Feed<'_> {
         };
         let (mut spans, mut found) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
         loop {
+            if field_count && self.expected.is_some() {
+                return Ok(Reached::FieldCount);
+            }
             if let Some(half) = second {
                 match splitter.consumed().cmp(&half.start) {
                     std::cmp::Ordering::Less => {}
@@ -656,7 +687,10 @@ impl Feed<'_> {
             if !several {
                 // Plain lines, a run at a time: their keys are looked up together first.
                 spans.clear();
-                while spans.len() < BATCH {
+                // (One record only, where it sets the field count: a second half then
+                // starts at once.)
+                let batch = if field_count { 1 } else { BATCH };
+                while spans.len() < batch {
                     match splitter.next_plain() {
                         Some(span) => {
                             let at_limit = limit.is_some_and(|at| splitter.end_of(&span) >= at);
