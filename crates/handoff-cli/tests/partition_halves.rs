@@ -10,7 +10,7 @@
 mod file_size_limit;
 mod oracle;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -314,6 +314,68 @@ fn a_file_without_a_header_is_split() {
         }
         assert!(started, "{args:?}: no second half started");
     }
+}
+
+/// Two key columns: the second half decodes every field and joins the key as the main thread
+/// does. The guess lands on every line break of records with quoted line breaks (in a key
+/// column and out of them) and quoted keys; each run is judged by the reference (each pair of values'
+/// file holds the header and its records byte for byte, as the oracle's parser reads them; the
+/// values are plain, so the file is `K,V.csv`), and a second half must have run.
+#[test]
+fn two_key_columns_the_guess_on_every_line_break() {
+    let header = b"k,v,n\r\n";
+    let body: &[u8] = b"a,b,1\r\n\"a\",\"b\",\"x\ny\"\nb,a,\"\r\n\"\r\nc,\"a\",2\n\r\n\
+\"b\",c,\"p\rq\"\r\na,a,\"\n,\"\nc,d,\"\"\"\"\n";
+    let suffix = b"s,t,1\n".repeat(body.len() / 5 + 4);
+    let (mut seen, mut failures, mut splits) = (BTreeSet::new(), Vec::new(), 0);
+    for p in 0..=2 * (body.len() + suffix.len()) {
+        let mut input = header.to_vec();
+        input.extend_from_slice(format!("f,g,{}\n", "x".repeat(p)).as_bytes());
+        let at = input.len();
+        input.extend_from_slice(body);
+        input.extend_from_slice(&suffix);
+        let Some(start) = guess(&input, header.len()) else {
+            continue;
+        };
+        if !(at..=at + body.len()).contains(&start) || !seen.insert(start - at) {
+            continue;
+        }
+        // The reference: the header, then each pair's records.
+        let parsed = oracle::csv::parse(&input, b',');
+        assert_eq!(parsed.unterminated, None, "{}", show(&input));
+        let mut want: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for record in &parsed.records[1..] {
+            let name = [&record.fields[0][..], b",", &record.fields[1], b".csv"].concat();
+            want.entry(name)
+                .or_insert_with(|| header.to_vec())
+                .extend_from_slice(&record.out);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("in.csv"), &input).unwrap();
+        let (ran, started) = second_half_started(dir.path(), &[], "k,v");
+        splits += usize::from(started);
+        let got = listing(&ran.out);
+        if ran.code != Some(0) || got.as_ref() != Ok(&want) {
+            let names = |files: &BTreeMap<Vec<u8>, Vec<u8>>| -> Vec<String> {
+                files
+                    .iter()
+                    .map(|(name, bytes)| format!("{} ({})", show(name), show(bytes)))
+                    .collect()
+            };
+            failures.push(format!(
+                "guess at {} of {}: exit {:?}, files {:?}\n  want {:?}\n  stderr {}",
+                start - at,
+                show(body),
+                ran.code,
+                got.as_ref().map(names),
+                names(&want),
+                ran.stderr
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(seen.len() > 8, "the sweep reaches only {seen:?}");
+    assert_eq!(splits, seen.len(), "runs with a second half");
 }
 
 /// Malformed records (too few fields, too many, one quoted over two lines) among the tricky

@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 
 use super::input::ReadAt;
 use super::keyed::Keyed;
+use super::layout::join_key;
 use super::records::{terminator_of, Splitter};
 use super::BATCH;
 
@@ -84,8 +85,9 @@ pub struct Plan {
     /// The input, shared with the main thread (each reads by positional reads).
     pub file: Arc<File>,
     pub delimiter: u8,
-    /// The key column (0-based).
-    pub column: usize,
+    /// The key columns (0-based): one, or several whose values are joined (see
+    /// [`super::layout::join_key`]).
+    pub columns: Vec<usize>,
     /// The number of fields every record must have.
     pub expected: usize,
     /// Malformed records are skipped and counted (else the second half stops before one).
@@ -279,7 +281,12 @@ fn parse(plan: &Plan, start: u64, shared: &Shared) -> Half {
         share: plan.share,
     };
     // (The terminator given is never used: a record that lacks one is left to the main thread.)
-    let mut splitter = Splitter::resume(input, plan.delimiter, plan.column, 1, b"\n");
+    let mut splitter = Splitter::resume(input, plan.delimiter, plan.columns[0], 1, b"\n");
+    // Several key columns: every field is decoded (the CSV path), and the key joined, as the
+    // main thread does.
+    let several = plan.columns.len() > 1;
+    let last = plan.columns.iter().copied().max().unwrap_or(0);
+    let (mut raw, mut key) = (Vec::new(), Vec::new());
     let mut half = Half {
         keys: Keyed::default(),
         held: 0,
@@ -309,7 +316,7 @@ fn parse(plan: &Plan, start: u64, shared: &Shared) -> Half {
             shared.held.store(memory, Ordering::Relaxed);
         }
         spans.clear();
-        while spans.len() < BATCH {
+        while spans.len() < BATCH && !several {
             match splitter.next_plain() {
                 Some(span) => spans.push(span),
                 None => break,
@@ -344,7 +351,7 @@ fn parse(plan: &Plan, start: u64, shared: &Shared) -> Half {
             }
             continue;
         }
-        let record = match splitter.next_record(false) {
+        let record = match splitter.next_record(several) {
             Ok(Some(record)) => record,
             Ok(None) => {
                 // (Stopped only by an interrupted read, which a positional read of a regular
@@ -357,9 +364,30 @@ fn parse(plan: &Plan, start: u64, shared: &Shared) -> Half {
         if !record.missing.is_empty() || !record.bom.is_empty() {
             return half;
         }
-        match half.verdict(plan, record.fields, record.key.is_some()) {
+        let has_key = if several {
+            record.fields > last
+        } else {
+            record.key.is_some()
+        };
+        match half.verdict(plan, record.fields, has_key) {
             Verdict::Stop => return half,
             Verdict::Skip => {}
+            Verdict::Take if several => {
+                let count = record.fields;
+                raw.clear();
+                raw.extend_from_slice(record.raw);
+                let fields = splitter.fields(count);
+                key.clear();
+                join_key(
+                    plan.columns
+                        .iter()
+                        .map(|&at| &fields[at][..prefix(&fields[at])]),
+                    &mut key,
+                );
+                if !half.add(None, &key, &raw) {
+                    return half;
+                }
+            }
             Verdict::Take => {
                 let key = record.key.unwrap_or_default();
                 if !half.add(None, &key[..prefix(key)], record.raw) {

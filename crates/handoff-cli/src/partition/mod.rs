@@ -583,7 +583,7 @@ impl Feed<'_> {
     ) -> Option<SecondHalf> {
         let expected = self.expected?;
         let from = splitter.consumed();
-        if self.columns.len() != 1 || !halves::worth_splitting(from, len) {
+        if !halves::worth_splitting(from, len) {
             return None;
         }
         let share = self.outputs.budget() / 2;
@@ -593,7 +593,7 @@ impl Feed<'_> {
         let plan = Plan {
             file: Arc::clone(file),
             delimiter: self.job.delimiter,
-            column: self.columns[0],
+            columns: self.columns.clone(),
             expected,
             skip_malformed: self.job.skip_malformed,
             prefix_length: self.job.prefix_length,
