@@ -17,8 +17,8 @@
 //!
 //! Until the main thread takes them, the second half's records are only in its buffers, never
 //! written: a stop in the first half (a signal, a failure) leaves the files holding a prefix of
-//! the input, as one parser would. Its buffers count against `--memory` (the main thread lends
-//! it a share); its table of keys (a few dozen bytes a key) does not.
+//! the input, as one parser would. Its buffers and its table of keys count against `--memory`
+//! (the main thread lends it a share).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -245,7 +245,9 @@ impl Half {
                     buf: Vec::with_capacity(FIRST_CAPACITY.max(raw.len())),
                     records: 0,
                 };
-                self.held += part.buf.capacity();
+                // (Its table counts against the share too, as the main thread's keys'
+                // bookkeeping does against the bound.)
+                self.held += part.buf.capacity() + Keyed::<Part>::memory_per_key(key.len());
                 match self.keys.push(key, part) {
                     Some(at) => at,
                     None => return false,

@@ -118,6 +118,13 @@ impl<V> Keyed<V> {
         self.entries.len()
     }
 
+    /// About what a key of `len` bytes takes in the table: its entry and index slot, twice
+    /// over (both grow by doubling), and its bytes if they are not kept inline.
+    pub const fn memory_per_key(len: usize) -> usize {
+        let entry = std::mem::size_of::<(Key, V)>() + std::mem::size_of::<u32>() + 1;
+        2 * entry + if len > INLINE { len } else { 0 }
+    }
+
     /// Every key and its value, in the order of their numbers.
     pub fn into_ordered(self) -> impl Iterator<Item = (impl AsRef<[u8]>, V)> {
         self.entries.into_iter()
