@@ -630,6 +630,14 @@ impl Outputs {
 
     /// Takes key `at`'s buffer out, for the writer.
     fn take(&mut self, at: u32) -> Handed {
+        self.sizes.set(at, 0);
+        self.take_last(at)
+    }
+
+    /// [`Outputs::take`] once no more records come: the size classes are left as they were
+    /// (with 50,000 keys, keeping them up to date cost a few ms with the writer waiting for
+    /// the last buffers).
+    fn take_last(&mut self, at: u32) -> Handed {
         let slot = &mut self.slots[at];
         let handed = Handed {
             at,
@@ -639,7 +647,6 @@ impl Outputs {
             header_in_buf: std::mem::take(&mut slot.header_in_buf),
         };
         self.held -= handed.capacity();
-        self.sizes.set(at, 0);
         handed
     }
 
@@ -659,7 +666,7 @@ impl Outputs {
         let full: Vec<u32> = (0..self.slots.len() as u32)
             .filter(|&at| !self.slots[at].buf.is_empty() || !self.slots[at].earlier.is_empty())
             .collect();
-        let last: Vec<Handed> = full.into_iter().map(|at| self.take(at)).collect();
+        let last: Vec<Handed> = full.into_iter().map(|at| self.take_last(at)).collect();
         if let Err(error) = self.send_new_keys() {
             first.get_or_insert(error);
         }
