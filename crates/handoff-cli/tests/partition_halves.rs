@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use file_size_limit::file_size_limited;
-use oracle::csv::{split, Column, Expected, Failure, Options};
+use oracle::csv::{split, split_columns, Column, Expected, Failure, Options};
 use oracle::judge::{judge_files, keys_of, listing, show, summary_counts, Strictness};
 
 /// What the binary's second half starts at for `input` whose header ends at `from` (see the
@@ -49,12 +49,52 @@ struct Ran {
 /// Runs `handoff partition ARGS k out IN…` in `dir` (`1` for `k` with `--no-headers`), every
 /// input file split however small if `split`.
 fn run(dir: &Path, args: &[&str], inputs: &[&str], split: bool) -> Ran {
+    run_keyed(dir, args, &Key::of(args), inputs, split)
+}
+
+/// The key columns of a run: as given on the command line, and as the reference reads them.
+#[derive(Clone)]
+struct Key {
+    arg: String,
+    columns: Vec<Column>,
+}
+
+impl Key {
+    /// `k`, or `1` with `--no-headers`.
+    fn of(args: &[&str]) -> Key {
+        if args.contains(&"--no-headers") {
+            Key::indexes(&[1])
+        } else {
+            Key::names(&["k"])
+        }
+    }
+
+    fn names(names: &[&str]) -> Key {
+        Key {
+            arg: names.join(","),
+            columns: names
+                .iter()
+                .map(|name| Column::Name(name.as_bytes().to_vec()))
+                .collect(),
+        }
+    }
+
+    fn indexes(indexes: &[usize]) -> Key {
+        Key {
+            arg: indexes
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            columns: indexes.iter().map(|&at| Column::Index(at)).collect(),
+        }
+    }
+}
+
+/// [`run`] keyed on `key`.
+fn run_keyed(dir: &Path, args: &[&str], key: &Key, inputs: &[&str], split: bool) -> Ran {
     let out = dir.join("out");
-    let column = if args.contains(&"--no-headers") {
-        "1"
-    } else {
-        "k"
-    };
+    let column = key.arg.as_str();
     let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
     command
         .current_dir(dir)
@@ -120,13 +160,19 @@ fn judge(ran: &Ran, expected: &Expected, names: &[&str]) -> Result<(), String> {
 
 /// Runs one input split (with `args`) and judges it.
 fn check(input: &[u8], args: &[&str], options: &Options) -> Result<(), String> {
+    check_keyed(input, args, &Key::of(args), options)
+}
+
+/// [`check`] keyed on `key` (`options.column` is not used).
+fn check_keyed(input: &[u8], args: &[&str], key: &Key, options: &Options) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("in.csv"), input).unwrap();
-    let ran = run(dir.path(), args, &["in.csv"], true);
-    let expected = split(&[input.to_vec()], options);
+    let ran = run_keyed(dir.path(), args, key, &["in.csv"], true);
+    let expected = split_columns(&[input.to_vec()], options, &key.columns);
     judge(&ran, &expected, &["in.csv"]).map_err(|e| {
         format!(
-            "{e}\n  args {args:?}, guess at {:?} of {}\n  input {}\n  stderr {}",
+            "{e}\n  key {}, args {args:?}, guess at {:?} of {}\n  input {}\n  stderr {}",
+            key.arg,
             guess(input, input.iter().position(|&b| b == b'\n').unwrap() + 1),
             input.len(),
             show(input),
@@ -139,16 +185,21 @@ fn check(input: &[u8], args: &[&str], options: &Options) -> Result<(), String> {
 /// after it: one for each place the guess can land in `body` (each line break in it, and its
 /// start).
 fn sweep(header: &[u8], body: &[u8], pad: bool) -> Vec<Vec<u8>> {
-    let suffix: Vec<u8> = if pad {
-        b"s,1\n".repeat(body.len() * 5 / 16 + 4)
-    } else {
-        Vec::new()
+    sweep_with(header, b"f,", body, pad.then_some(b"s,1\n"))
+}
+
+/// [`sweep`] with records of other field counts: the filler record is `filler` and `x`s, the
+/// records after `body` (if any) copies of `pad`.
+fn sweep_with(header: &[u8], filler: &[u8], body: &[u8], pad: Option<&[u8]>) -> Vec<Vec<u8>> {
+    let suffix: Vec<u8> = match pad {
+        Some(pad) => pad.repeat((4 * (body.len() * 5 / 16 + 4)).div_ceil(pad.len())),
+        None => Vec::new(),
     };
     let mut seen = BTreeSet::new();
     let mut inputs = Vec::new();
     for p in 0..=2 * (body.len() + suffix.len()) {
         let mut input = header.to_vec();
-        input.extend_from_slice(b"f,");
+        input.extend_from_slice(filler);
         input.extend(std::iter::repeat_n(b'x', p));
         input.push(b'\n');
         let at = input.len();
@@ -173,9 +224,17 @@ fn sweep(header: &[u8], body: &[u8], pad: bool) -> Vec<Vec<u8>> {
 /// the least that still splits it, where the second half's share runs out after a few keys and
 /// the main thread reads on from there); all failures in one message.
 fn check_all(inputs: &[Vec<u8>], runs: &[(&[&str], Options)]) {
+    check_all_keyed(inputs, &[], runs);
+}
+
+/// [`check_all`] with each of `keys` (none: `k`, or `1` with `--no-headers`).
+fn check_all_keyed(inputs: &[Vec<u8>], keys: &[Key], runs: &[(&[&str], Options)]) {
     let mut failures = Vec::new();
+    let mut count = 0;
     for input in inputs {
         for (args, options) in runs {
+            let default = [Key::of(args)];
+            let keys = if keys.is_empty() { &default[..] } else { keys };
             let memory = format!("--memory={}", input.len());
             let args: Vec<&str> = args
                 .iter()
@@ -187,16 +246,18 @@ fn check_all(inputs: &[Vec<u8>], runs: &[(&[&str], Options)]) {
                     }
                 })
                 .collect();
-            if let Err(e) = check(input, &args, options) {
-                failures.push(e);
+            for key in keys {
+                count += 1;
+                if let Err(e) = check_keyed(input, &args, key, options) {
+                    failures.push(e);
+                }
             }
         }
     }
     assert!(
         failures.is_empty(),
-        "{} of {} runs differ from the reference:\n{}",
+        "{} of {count} runs differ from the reference:\n{}",
         failures.len(),
-        inputs.len() * runs.len(),
         failures.join("\n")
     );
 }
@@ -376,6 +437,130 @@ fn two_key_columns_the_guess_on_every_line_break() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(seen.len() > 8, "the sweep reaches only {seen:?}");
     assert_eq!(splits, seen.len(), "runs with a second half");
+}
+
+/// The tricky records with three fields, for keys of two columns: quoted key values holding
+/// the delimiter (`"a,b",c` and `a,"b,c"`, whose joined keys must not collide), each kind of
+/// line break in a key value (a guess inside it starts the second half inside a quoted key),
+/// a BOM's bytes at a line's start (part of the value there; before a quote, which is then
+/// no field's first byte: `\xEF\xBB\xBF"p` and `q"` are two values), a doubled quote, empty
+/// key values, blank lines of each kind.
+const TRICKY3: &[u8] = b"a,b,1\rb,\"a,b\",2\r\n\r\n\n\"a,b\",c,3\na,\"b,c\",4\r\n\
+\rd,\"x\ny\",5\ne,\"\r\n\",6\r\nf,\"\r\",7\r\xEF\xBB\xBFg,1,8\nh,\"p\n\",9\n\
+\"i\"\"\",,10\nj,\"\n,\",11\n,,\r\n\"\n\",\"\n\",\"\"\n\xEF\xBB\xBF\"p,q\",1\n\
+a,b,1\r\n\n";
+
+/// Malformed records for keys of two columns of three fields: one field (too few for either
+/// key column), two (too few for the third column, enough for the first two: malformed all
+/// the same), four (one quoted over two lines, one ending with an empty field), two quoted,
+/// one (a BOM's bytes, then `"m`: no quoted field, the record ends at the line's end);
+/// between them good ones, one with a key value over two lines.
+const MALFORMED3: &[u8] = b"m\r\nm,1\n\"m\n\",1,2,3\r\nc,3,x\n\r\nm,1,2,\n\"m,1\",2\r\
+n,\"2\n\",3\n\xEF\xBB\xBF\"m\nz\",1,2\n";
+
+/// The keys of two columns given both ways: in the header's order, and one that starts with
+/// the last column (a record is then too short for the key long before the first column).
+fn two_columns() -> [Key; 2] {
+    [Key::names(&["k", "v"]), Key::names(&["n", "k"])]
+}
+
+/// Two key columns (the second half decodes every field and joins the key): a guess on every
+/// line break of the tricky records, with `--prefix-length` (each value cut: `"a,b"` and `a`
+/// then share a file) and one descriptor, and with `--memory` about the input's size (the
+/// second half stops early and the main thread reads on from there), judged by the reference
+/// keyed on both columns (file names decoded value by value).
+#[test]
+fn two_key_columns_tricky_records_every_guess() {
+    let inputs = sweep_with(b"k,v,n\n", b"f,g,", TRICKY3, Some(b"s,t,1\n"));
+    check_all_keyed(
+        &inputs,
+        &two_columns(),
+        &[
+            (&[], options(false, None)),
+            (
+                &["--prefix-length=1", "--max-open=1"],
+                options(false, Some(1)),
+            ),
+            (&["--memory=input"], options(false, None)),
+        ],
+    );
+}
+
+/// Two key columns and malformed records (too few fields for a key column, too many): skipped
+/// and counted with `--skip-malformed`, whichever half meets them; else the first one is an
+/// error naming its line, and the files hold whole records before it.
+#[test]
+fn two_key_columns_the_guess_near_malformed_records() {
+    let body = [TRICKY3, MALFORMED3].concat();
+    let inputs = sweep_with(b"k,v,n\r\n", b"f,g,", &body, Some(b"s,t,1\n"));
+    check_all_keyed(
+        &inputs,
+        &two_columns(),
+        &[
+            (&["--skip-malformed"], options(true, None)),
+            (&["--skip-malformed", "--memory=input"], options(true, None)),
+            (&[], options(false, None)),
+        ],
+    );
+}
+
+/// `--no-headers` with two key columns: the first record sets the field count (plain, keys
+/// `1,2`; or with a BOM and a quoted line break in a key value, keys `3,1`), then a guess on
+/// every line break of the tricky and malformed records.
+#[test]
+fn no_headers_two_key_columns_the_guess_after_the_first_record() {
+    let no_headers = |skip_malformed| Options {
+        headers: false,
+        ..options(skip_malformed, None)
+    };
+    let body = [TRICKY3, MALFORMED3].concat();
+    // (One key each, to keep the test short.)
+    for (first, key) in [
+        (&b"k,v,n\n"[..], Key::indexes(&[1, 2])),
+        (b"\xEF\xBB\xBFq,\"1\r\n\",z\r\n", Key::indexes(&[3, 1])),
+    ] {
+        let inputs = sweep_with(first, b"f,g,", &body, Some(b"s,t,1\n"));
+        check_all_keyed(
+            &inputs,
+            &[key],
+            &[
+                (&["--no-headers"], no_headers(false)),
+                (&["--no-headers", "--skip-malformed"], no_headers(true)),
+                (
+                    &["--no-headers", "--skip-malformed", "--memory=input"],
+                    no_headers(true),
+                ),
+            ],
+        );
+    }
+}
+
+/// Two key columns, the input's last record without a terminator (it gets the one used last
+/// before it, which the main thread gives it: the second half stops before it), a key value
+/// quoted over two lines in it or before it, and an input ending inside a quoted key value.
+#[test]
+fn two_key_columns_the_guess_before_an_unterminated_last_record() {
+    let long = "y".repeat(300);
+    let mut failures = Vec::new();
+    for end in [
+        format!("a,b,1\r\nb,{long},2\r\n\rz,z,9"),
+        format!("a,b,1\r\n\rz,{long},z"),
+        format!("a,b,1\rb,{long},2\rz,\"9\n\",z"),
+        format!("a,\"b\r\n\",1\nb,{long},2\r\n\rz,\"9\n"),
+        format!("a,b,1\nb,{long},2\r\nm,1\r\n\rz,y,9"),
+    ] {
+        for input in sweep_with(b"\xEF\xBB\xBFk,v,n\r\n", b"f,g,", end.as_bytes(), None) {
+            for (args, options) in [
+                (&[][..], options(false, None)),
+                (&["--skip-malformed"][..], options(true, None)),
+            ] {
+                if let Err(e) = check_keyed(&input, args, &Key::names(&["k", "v"]), &options) {
+                    failures.push(e);
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Malformed records (too few fields, too many, one quoted over two lines) among the tricky

@@ -12,7 +12,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use file_size_limit::file_size_limited;
-use oracle::csv::{split, Column, Options};
+use oracle::csv::{split, split_columns, Column, Options};
 use oracle::judge::{judge_files, keys_of, listing, show, summary_counts, Strictness};
 
 fn options() -> Options {
@@ -371,6 +371,21 @@ fn signal_during_the_second_input() {
 /// before it. Signalled at several moments; at least one must land while the input is read.
 #[test]
 fn signal_while_two_threads_parse_a_file() {
+    signal_while_two_threads_parse(&["key"]);
+}
+
+/// The same with a key of two columns (`key,n`: both threads decode every field and join the
+/// key), judged by the reference keyed on both.
+#[test]
+fn signal_while_two_threads_parse_a_file_two_key_columns() {
+    signal_while_two_threads_parse(&["key", "n"]);
+}
+
+fn signal_while_two_threads_parse(key: &[&str]) {
+    let columns: Vec<Column> = key
+        .iter()
+        .map(|name| Column::Name(name.as_bytes().to_vec()))
+        .collect();
     let (header, records) = input();
     let copies = 6_000;
     let dir = tempfile::tempdir().unwrap();
@@ -387,7 +402,8 @@ fn signal_while_two_threads_parse_a_file() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))
             .current_dir(dir.path())
             .env("HANDOFF_PARTITION_SPLIT_MIN", "1")
-            .args(["partition", "key"])
+            .arg("partition")
+            .arg(key.join(","))
             .arg(&out)
             .arg(&path)
             .stdin(Stdio::null())
@@ -414,7 +430,7 @@ fn signal_while_two_threads_parse_a_file() {
         for record in records.iter().cycle().take(n) {
             sent.extend_from_slice(record);
         }
-        let expected = split(&[sent], &options());
+        let expected = split_columns(&[sent], &options(), &columns);
         let files = listing(&out).unwrap();
         if let Err(e) = judge_files(&files, &expected, "{}.csv", Strictness::Exact) {
             panic!("signalled {pause} ms in, {n} records named: {e}\n  stderr: {stderr}");

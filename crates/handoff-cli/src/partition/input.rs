@@ -67,8 +67,14 @@ impl Prefetch {
                 }
                 Err(error) => Chunk::Failed(error),
             };
-            let last = !matches!(message, Chunk::Data(_));
-            if sender.send(message).is_err() || last {
+            if !matches!(message, Chunk::Data(_)) {
+                // The input is closed (if this holds its last handle) before the end is told:
+                // the run may exit as soon as it knows, before this thread would have let go.
+                drop(input);
+                let _ = sender.send(message);
+                return;
+            }
+            if sender.send(message).is_err() {
                 return;
             }
         });

@@ -526,10 +526,18 @@ impl<R: Read> Splitter<R> {
                     return Ok(None);
                 }
             }
+            let rest = &self.buf[self.pos + nin_total..self.end];
+            // csv-core, reset, drops a BOM at the start of what it is given next (it takes it
+            // for the input's). The input's own was taken off before (see `bom_pending`): the
+            // bytes EF BB BF at a record's start are content. Given their first byte alone,
+            // csv-core drops nothing (it looks for the BOM only in its first input).
+            let partial = !fed_end && nin_total == 0 && rest.len() > 1 && rest[0] == BOM[0];
             let input: &[u8] = if fed_end {
                 b"\n"
+            } else if partial {
+                &rest[..1]
             } else {
-                &self.buf[self.pos + nin_total..self.end]
+                rest
             };
             let (result, nin, nout, nend) = self.parser.read_record(
                 input,
@@ -563,6 +571,8 @@ impl<R: Read> Splitter<R> {
                         }
                     }
                 }
+                // (Only the BOM's first byte was given: the rest follows.)
+                ReadRecordResult::InputEmpty if partial => {}
                 ReadRecordResult::InputEmpty if fed_end => {
                     let raw = &self.buf[self.pos..self.end];
                     let quote = opening_quote(raw, self.delimiter);
@@ -801,6 +811,34 @@ mod tests {
             assert_eq!(records[0].1.as_deref(), Some("k"));
             assert_eq!(records[1], record("a,1\n", "a", 2, 2));
         }
+    }
+
+    /// A BOM's bytes at the start of a record other than the input's first are content (only
+    /// the input's own BOM is not): part of the key, and a `"` after them starts no quoted
+    /// field. The same by csv-core and by plain lines, whatever the reads (csv-core, reset at
+    /// every record, took them for an input's BOM and dropped them).
+    #[test]
+    fn a_bom_inside_the_input_is_content() {
+        let input = b"k,v\n\xEF\xBB\xBFg,\"1\"\n\xEF\xBB\xBF\"x\ny\",2\n\xEF\xBB\xBFh,2\n";
+        let want = vec![
+            record("k,v\n", "k", 2, 1),
+            record("\u{feff}g,\"1\"\n", "\u{feff}g", 2, 2),
+            record("\u{feff}\"x\n", "\u{feff}\"x", 1, 3),
+            record("y\",2\n", "y\"", 2, 4),
+            record("\u{feff}h,2\n", "\u{feff}h", 2, 5),
+        ];
+        for step in [1, 2, 3, 4, usize::MAX] {
+            for csv_only in [false, true] {
+                assert_eq!(
+                    split_with(input, 0, csv_only, step),
+                    want,
+                    "step {step}, csv_only {csv_only}"
+                );
+            }
+        }
+        // Two BOMs at the input's start: the second is the first field's.
+        let records = split_with(b"\xEF\xBB\xBF\xEF\xBB\xBF\"k\",v\n", 0, true, usize::MAX);
+        assert_eq!(records[0].1.as_deref(), Some("\u{feff}\"k\""));
     }
 
     #[test]

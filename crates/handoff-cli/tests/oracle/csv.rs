@@ -183,6 +183,9 @@ pub struct Expected {
     pub skipped: usize,
     /// The failure, if the run must fail. `files` then holds what precedes it.
     pub failure: Option<Failure>,
+    /// How many columns make the key (see [`split_columns`]): the file names hold one value
+    /// each, `,` between them.
+    pub key_columns: usize,
 }
 
 impl Expected {
@@ -196,8 +199,50 @@ impl Expected {
     }
 }
 
-/// The reference splitter over several inputs (spec 1–10).
+/// The reference splitter over several inputs (spec 1–10), keyed on `options.column`.
 pub fn split(inputs: &[Vec<u8>], options: &Options) -> Expected {
+    split_columns(inputs, options, std::slice::from_ref(&options.column))
+}
+
+/// The key of several columns' `values`, as the oracle names it: the values written as a CSV
+/// record (README, "Several key columns": `,` between them, a value holding `,`, `"`, `\r` or
+/// `\n` quoted, `"` doubled), which is also what a cut name's hash is taken of. One value is
+/// the key itself.
+pub fn joined(values: &[Vec<u8>]) -> Vec<u8> {
+    if let [value] = values {
+        return value.clone();
+    }
+    let mut key = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            key.push(b',');
+        }
+        if value
+            .iter()
+            .any(|c| matches!(c, b',' | b'"' | b'\r' | b'\n'))
+        {
+            key.push(b'"');
+            for &c in value {
+                if c == b'"' {
+                    key.push(b'"');
+                }
+                key.push(c);
+            }
+            key.push(b'"');
+        } else {
+            key.extend_from_slice(value);
+        }
+    }
+    key
+}
+
+/// The reference splitter over several inputs (spec 1–10), keyed on `columns` (one, or
+/// several whose values make the key together, in the order given: README, "Several key
+/// columns"; `options.column` is not used). A record that does not reach every key column is
+/// malformed (spec 8); with `--no-headers`, a first record that does not is a missing column.
+/// `--prefix-length` cuts each value. Each key is [`joined`].
+pub fn split_columns(inputs: &[Vec<u8>], options: &Options, columns: &[Column]) -> Expected {
+    assert!(!columns.is_empty(), "one key column at least");
     let mut expected = Expected {
         files: BTreeMap::new(),
         boundaries: BTreeMap::new(),
@@ -205,13 +250,17 @@ pub fn split(inputs: &[Vec<u8>], options: &Options) -> Expected {
         written: 0,
         skipped: 0,
         failure: None,
+        key_columns: columns.len(),
     };
     let mut header: Option<Record> = None;
     let mut width: Option<usize> = None;
-    let mut key_index: Option<usize> = match options.column {
-        Column::Index(k) => Some(k - 1),
-        Column::Name(_) => None,
-    };
+    let mut key_indexes: Option<Vec<usize>> = columns
+        .iter()
+        .map(|column| match column {
+            Column::Index(k) => Some(k - 1),
+            Column::Name(_) => None,
+        })
+        .collect();
     for (input_index, input) in inputs.iter().enumerate() {
         let parsed = parse(input, options.delimiter);
         let mut records = parsed.records.into_iter();
@@ -229,14 +278,18 @@ pub fn split(inputs: &[Vec<u8>], options: &Options) -> Expected {
             };
             match &header {
                 None => {
-                    let Column::Name(name) = &options.column else {
-                        panic!("with headers the oracle names the column")
-                    };
-                    let Some(k) = this.fields.iter().position(|f| f == name) else {
-                        expected.failure = Some(Failure::NoColumn);
-                        return expected;
-                    };
-                    key_index = Some(k);
+                    let mut found = Vec::new();
+                    for column in columns {
+                        let Column::Name(name) = column else {
+                            panic!("with headers the oracle names the column")
+                        };
+                        let Some(k) = this.fields.iter().position(|f| f == name) else {
+                            expected.failure = Some(Failure::NoColumn);
+                            return expected;
+                        };
+                        found.push(k);
+                    }
+                    key_indexes = Some(found);
                     width = Some(this.fields.len());
                     header = Some(this);
                 }
@@ -250,16 +303,17 @@ pub fn split(inputs: &[Vec<u8>], options: &Options) -> Expected {
             }
         }
         for record in records {
-            let k = key_index.unwrap();
-            if width.is_none() && k >= record.fields.len() {
+            let ks = key_indexes.as_ref().unwrap();
+            let reaches = ks.iter().all(|&k| k < record.fields.len());
+            if width.is_none() && !reaches {
                 // Without headers the first record sets the field count: one too short for
-                // the key column means the column is missing (spec 12: exit 2), not one
+                // a key column means the column is missing (spec 12: exit 2), not one
                 // malformed record (spec 8).
                 expected.failure = Some(Failure::NoColumn);
                 return expected;
             }
             let width = *width.get_or_insert(record.fields.len());
-            if record.fields.len() != width || k >= record.fields.len() {
+            if record.fields.len() != width || !reaches {
                 if options.skip_malformed {
                     expected.skipped += 1;
                     continue;
@@ -270,10 +324,17 @@ pub fn split(inputs: &[Vec<u8>], options: &Options) -> Expected {
                 });
                 return expected;
             }
-            let mut key = record.fields[k].clone();
-            if let Some(p) = options.prefix_length {
-                key.truncate(p);
-            }
+            let values: Vec<Vec<u8>> = ks
+                .iter()
+                .map(|&k| {
+                    let mut value = record.fields[k].clone();
+                    if let Some(p) = options.prefix_length {
+                        value.truncate(p);
+                    }
+                    value
+                })
+                .collect();
+            let key = joined(&values);
             let header_bytes = header.as_ref().map(|h| h.out.clone()).unwrap_or_default();
             let bounds = expected
                 .boundaries

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::csv::Expected;
-use super::names::{decode, stands_for, unsafe_because, Decoded};
+use super::names::{decode_columns, stands_for, unsafe_because_with, Decoded};
 
 /// Bytes shown readably (for failure messages), the middle of long ones left out.
 pub fn show(bytes: &[u8]) -> String {
@@ -72,10 +72,11 @@ pub fn keys_of(
 ) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, String> {
     let mut by_key: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for name in files.keys() {
-        if let Some(why) = unsafe_because(name) {
+        let also: &[u8] = if expected.key_columns > 1 { b"," } else { b"" };
+        if let Some(why) = unsafe_because_with(name, also) {
             return Err(format!("unsafe file name {}: {why}", show(name)));
         }
-        let decoded = decode(name, template)
+        let decoded = decode_columns(name, template, expected.key_columns)
             .map_err(|e| format!("file name {} does not decode: {e}", show(name)))?;
         let key = match &decoded {
             Decoded::Key(k) => k.clone(),

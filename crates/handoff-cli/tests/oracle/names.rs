@@ -89,6 +89,48 @@ pub fn decode(name: &[u8], template: &str) -> Result<Decoded, String> {
     unescape(stem, false).map(Decoded::Key)
 }
 
+/// Decodes a file name made with `template` for a key of `columns` columns (README, "Several
+/// key columns": each value escaped as a key of one column is, `,` between them): the key as
+/// [`super::csv::joined`] writes it. A cut name (over 200 bytes, the whole cut) is known by its
+/// hash, of that same key; its prefix is not read back (it may end inside a value).
+pub fn decode_columns(name: &[u8], template: &str, columns: usize) -> Result<Decoded, String> {
+    if columns == 1 {
+        return decode(name, template);
+    }
+    let (head, tail) = template.split_once("{}").expect("a template holds {}");
+    let stem = name
+        .strip_prefix(head.as_bytes())
+        .and_then(|n| n.strip_suffix(tail.as_bytes()))
+        .ok_or_else(|| format!("not of the form {template:?}"))?;
+    if stem.len() > 17 && stem[stem.len() - 17] == b'~' {
+        let hash = &stem[stem.len() - 16..];
+        if hash.iter().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(Decoded::Cut {
+                prefix: Vec::new(),
+                hash: String::from_utf8(hash.to_vec())
+                    .unwrap()
+                    .to_ascii_lowercase(),
+            });
+        }
+    }
+    if stem.len() > 200 {
+        return Err(format!("an uncut name of {} bytes (> 200)", stem.len()));
+    }
+    let parts: Vec<&[u8]> = stem.split(|&c| c == b',').collect();
+    if parts.len() != columns {
+        return Err(format!("{} values, not {columns}", parts.len()));
+    }
+    let values = parts
+        .into_iter()
+        .map(|part| match part {
+            b"%empty" => Ok(Vec::new()),
+            b"" => Err("an empty value not written %empty".to_string()),
+            part => unescape(part, false),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Decoded::Key(super::csv::joined(&values)))
+}
+
 /// 16 hex digits of `key`'s SHA-256 (the first 8 bytes), lower case.
 pub fn hash16(key: &[u8]) -> String {
     Sha256::digest(key)[..8]
@@ -108,6 +150,12 @@ pub fn stands_for(decoded: &Decoded, key: &[u8]) -> bool {
 /// What is unsafe about a file name: anything that could leave OUTDIR, hide the file, or name a
 /// Windows device (README: "Safe, distinct file names").
 pub fn unsafe_because(name: &[u8]) -> Option<String> {
+    unsafe_because_with(name, b"")
+}
+
+/// [`unsafe_because`], `also` bytes allowed besides (`,`: between the values of a key of
+/// several columns).
+pub fn unsafe_because_with(name: &[u8], also: &[u8]) -> Option<String> {
     if name.len() > 255 {
         return Some(format!("{} bytes, over NAME_MAX", name.len()));
     }
@@ -116,7 +164,7 @@ pub fn unsafe_because(name: &[u8]) -> Option<String> {
     }
     if let Some(c) = name
         .iter()
-        .find(|&&c| !(literal(c) || c == b'%' || c == b'~'))
+        .find(|&&c| !(literal(c) || c == b'%' || c == b'~' || also.contains(&c)))
     {
         return Some(format!("holds byte {c:#04x}"));
     }
