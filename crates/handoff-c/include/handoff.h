@@ -12,7 +12,9 @@
  *
  * Every function returns -1 (handoff_pager_new: NULL) with errno set on failure:
  *   EINVAL   a NULL pointer, bad flags, a bad whence, a negative offset or length
- *   EBADF    a virtual descriptor that is not open (closed, or never opened)
+ *   EBADF    a virtual descriptor that is not open (closed, or never opened). A closed number
+ *            is not handed out again before 1,024 other numbers have been closed after it, so
+ *            a stale second handoff_close fails with EBADF instead of closing a newer file
  *   ENOENT   no such file; or the file was renamed, removed or replaced while paged out
  *   EACCES   access refused (checked again whenever a file is paged in)
  *   EMFILE   no real descriptor can be had: the process is out of them, nothing is evictable
