@@ -425,7 +425,7 @@ static void emit(const struct finding *f) {
 static void write_record(const struct buf *record) {
     const struct buf *rb = record;
     int saved = errno;
-    int out = 2;
+    int out = 2, opened = 0;
     if (report_dir[0]) {
         char path[sizeof report_dir + 24], digits[16];
         size_t n = strlen(report_dir);
@@ -442,6 +442,7 @@ static void write_record(const struct buf *record) {
         n += sizeof digits - (size_t)i - 1;
         memcpy(path + n, ".audit", 7);
         out = real_open()(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        opened = 1;
     }
     if (out >= 0) {
         size_t done = 0;
@@ -451,7 +452,8 @@ static void write_record(const struct buf *record) {
                 break;
             done += (size_t)w;
         }
-        if (out != 2)
+        /* Closed whatever its number: with stderr closed, the report file is opened as 2. */
+        if (opened)
             real_close()(out);
     }
     errno = saved;
