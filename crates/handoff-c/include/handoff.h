@@ -18,8 +18,10 @@
  *   ENOENT   no such file; or the file was renamed, removed or replaced while paged out
  *   EACCES   access refused (checked again whenever a file is paged in)
  *   EMFILE   no real descriptor can be had: the process is out of them, nothing is evictable
- *   EDEADLK  a descriptor could never be freed for this call: this thread's own pins hold the
- *            whole budget (e.g. a second handoff_pin under a budget of 1)
+ *   EDEADLK  a descriptor could never be freed for this call: this thread's own pins and the
+ *            files that are never paged out (directories, devices such as /dev/null, FIFOs,
+ *            sockets, unlinked files) hold the whole budget (e.g. a second handoff_pin under a
+ *            budget of 1, or any open after two of /dev/null under a budget of 2)
  *   EBUSY    handoff_pin on a descriptor that is pinned already
  *   EIO      an internal error (a bug: the library never aborts the process)
  * and the C runtime's errno values of the underlying calls otherwise.

@@ -399,6 +399,18 @@ static int errors(const char *dir) {
     CHECK(handoff_pager_stats(one, &stats) == 0 && stats.identity_failures == 1);
     eacces(dir);
     emfile(dir);
+
+    /* EDEADLK without any pin: files that are never paged out (devices) hold the budget. */
+    handoff_pager *two = handoff_pager_new(2);
+    int null1 = handoff_open(two, "/dev/null", O_WRONLY, 0);
+    int null2 = handoff_open(two, "/dev/null", O_WRONLY, 0);
+    CHECK(null1 >= BASE && null2 >= BASE);
+    EXPECT_ERR(handoff_open(two, "/dev/null", O_WRONLY, 0), EDEADLK);
+    snprintf(path, sizeof path, "%s/after-devices", dir);
+    EXPECT_ERR(handoff_open(two, path, O_RDWR | O_CREAT, 0644), EDEADLK);
+    CHECK(handoff_close(two, null1) == 0);
+    CHECK(open_new(two, dir, "after-devices") >= BASE); /* one descriptor free again */
+    handoff_pager_free(two);
 #else
     /* EACCES: a directory opened as a file (ERROR_ACCESS_DENIED, as _open says too). (A
      * read-only file opened for writing is not refused under Wine running as root.) */
