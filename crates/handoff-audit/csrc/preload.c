@@ -100,6 +100,7 @@ static TLS int last_close_fd = -2;
  * RUN_PROOF closes (retracted once the run is long enough to be a loop). */
 enum { RUN_PROOF = 4 };
 static TLS int run_len;
+static TLS int run_step; /* +1 or -1: a loop goes one way (3, 4, 3, 4 is two cleanups) */
 static TLS int run_found;
 static TLS unsigned long run_ids[RUN_PROOF];
 static unsigned long finding_ids;
@@ -1307,11 +1308,13 @@ EXPORT int close(int fd) {
     if (!ready || in_hook || fd < 0 || fd >= MAX_FDS)
         return real_close()(fd);
     in_hook = 1;
-    /* A close-all loop closes consecutive numbers with nothing in between: the findings of the
-     * first RUN_PROOF closes of such a run are written (the program may die next) and
-     * retracted when the run goes on; none is made further in. */
-    if (run_len > 0 && (fd == last_close_fd + 1 || fd == last_close_fd - 1)) {
+    /* A close-all loop closes consecutive numbers, one way, with nothing in between: the
+     * findings of the first RUN_PROOF closes of such a run are written (the program may die
+     * next) and retracted when the run goes on; none is made further in. */
+    int step = fd - last_close_fd;
+    if (run_len > 0 && (step == 1 || step == -1) && (run_len == 1 || step == run_step)) {
         run_len++;
+        run_step = step;
     } else {
         run_len = 1;
         run_found = 0;

@@ -95,6 +95,29 @@ fn double_close_of_stderr_leaves_the_programs_results_alone() {
     }
 }
 
+/// A pipe's two ends closed twice (closes 3, 4, 3, 4): both double closes are reported, the
+/// back-and-forth not taken for a close-all loop (it was, and both were retracted).
+#[test]
+fn a_pipe_closed_twice_is_not_taken_for_a_close_all_loop() {
+    let binary = compile("pipe_closed_twice");
+    let dir = tempfile::tempdir().unwrap();
+    for options in [&[][..], &["--quarantine", "0"]] {
+        let audit = audited(options, &binary, &[], dir.path());
+        assert_eq!(audit.output.stdout, b"done\n");
+        let kinds: Vec<_> = audit.findings.iter().map(|f| f["kind"].as_str()).collect();
+        assert_eq!(
+            kinds,
+            [Some("double_close"), Some("double_close")],
+            "{options:?}: {}",
+            audit.report
+        );
+        for f in &audit.findings {
+            assert!(names(f, "stack", "chan_close"), "{}", audit.report);
+            assert!(names(f, "previous", "chan_close"), "{}", audit.report);
+        }
+    }
+}
+
 #[test]
 fn stale_close_is_reported_and_the_victims_file_survives() {
     let binary = compile("stale_close");
