@@ -91,7 +91,8 @@ HANDOFF_API int handoff_pager_stats(const handoff_pager *pager, handoff_stats *s
 
 /* Opens path as a virtual descriptor. flags: O_RDONLY/O_WRONLY/O_RDWR, O_APPEND, O_CREAT,
  * O_TRUNC, O_EXCL (those three apply at this first open only), O_CLOEXEC (always on); mode:
- * the permissions of a created file. */
+ * the permissions of a created file. Unlike open(2), these combinations are EINVAL (as in
+ * Rust's OpenOptions): O_TRUNC with O_RDONLY or with O_APPEND, O_CREAT with O_RDONLY. */
 HANDOFF_API int handoff_open(handoff_pager *pager, const char *path, int flags, int mode);
 /* Closes it (pinned or not); reports an error kept from closing at an earlier eviction. */
 HANDOFF_API int handoff_close(handoff_pager *pager, int vfd);
