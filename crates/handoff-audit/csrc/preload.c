@@ -100,6 +100,7 @@ static TLS int last_close_fd = -2;
  * RUN_PROOF closes (retracted once the run is long enough to be a loop). */
 enum { RUN_PROOF = 4 };
 static TLS int run_len;
+static TLS int run_step; /* +1 or -1: a loop goes one way (3, 4, 3, 4 is two cleanups) */
 static TLS int run_found;
 static TLS unsigned long run_ids[RUN_PROOF];
 static unsigned long finding_ids;
@@ -425,7 +426,7 @@ static void emit(const struct finding *f) {
 static void write_record(const struct buf *record) {
     const struct buf *rb = record;
     int saved = errno;
-    int out = 2;
+    int out = 2, opened = 0;
     if (report_dir[0]) {
         char path[sizeof report_dir + 24], digits[16];
         size_t n = strlen(report_dir);
@@ -442,6 +443,7 @@ static void write_record(const struct buf *record) {
         n += sizeof digits - (size_t)i - 1;
         memcpy(path + n, ".audit", 7);
         out = real_open()(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        opened = 1;
     }
     if (out >= 0) {
         size_t done = 0;
@@ -451,7 +453,8 @@ static void write_record(const struct buf *record) {
                 break;
             done += (size_t)w;
         }
-        if (out != 2)
+        /* Closed whatever its number: with stderr closed, the report file is opened as 2. */
+        if (opened)
             real_close()(out);
     }
     errno = saved;
@@ -1305,11 +1308,13 @@ EXPORT int close(int fd) {
     if (!ready || in_hook || fd < 0 || fd >= MAX_FDS)
         return real_close()(fd);
     in_hook = 1;
-    /* A close-all loop closes consecutive numbers with nothing in between: the findings of the
-     * first RUN_PROOF closes of such a run are written (the program may die next) and
-     * retracted when the run goes on; none is made further in. */
-    if (run_len > 0 && (fd == last_close_fd + 1 || fd == last_close_fd - 1)) {
+    /* A close-all loop closes consecutive numbers, one way, with nothing in between: the
+     * findings of the first RUN_PROOF closes of such a run are written (the program may die
+     * next) and retracted when the run goes on; none is made further in. */
+    int step = fd - last_close_fd;
+    if (run_len > 0 && (step == 1 || step == -1) && (run_len == 1 || step == run_step)) {
         run_len++;
+        run_step = step;
     } else {
         run_len = 1;
         run_found = 0;

@@ -12,12 +12,16 @@
  *
  * Every function returns -1 (handoff_pager_new: NULL) with errno set on failure:
  *   EINVAL   a NULL pointer, bad flags, a bad whence, a negative offset or length
- *   EBADF    a virtual descriptor that is not open (closed, or never opened)
+ *   EBADF    a virtual descriptor that is not open (closed, or never opened). A closed number
+ *            is not handed out again before 1,024 other numbers have been closed after it, so
+ *            a stale second handoff_close fails with EBADF instead of closing a newer file
  *   ENOENT   no such file; or the file was renamed, removed or replaced while paged out
  *   EACCES   access refused (checked again whenever a file is paged in)
  *   EMFILE   no real descriptor can be had: the process is out of them, nothing is evictable
- *   EDEADLK  a descriptor could never be freed for this call: this thread's own pins hold the
- *            whole budget (e.g. a second handoff_pin under a budget of 1)
+ *   EDEADLK  a descriptor could never be freed for this call: this thread's own pins and the
+ *            files that are never paged out (directories, devices such as /dev/null, FIFOs,
+ *            sockets, unlinked files) hold the whole budget (e.g. a second handoff_pin under a
+ *            budget of 1, or any open after two of /dev/null under a budget of 2)
  *   EBUSY    handoff_pin on a descriptor that is pinned already
  *   EIO      an internal error (a bug: the library never aborts the process)
  * and the C runtime's errno values of the underlying calls otherwise.
@@ -87,7 +91,8 @@ HANDOFF_API int handoff_pager_stats(const handoff_pager *pager, handoff_stats *s
 
 /* Opens path as a virtual descriptor. flags: O_RDONLY/O_WRONLY/O_RDWR, O_APPEND, O_CREAT,
  * O_TRUNC, O_EXCL (those three apply at this first open only), O_CLOEXEC (always on); mode:
- * the permissions of a created file. */
+ * the permissions of a created file. Unlike open(2), these combinations are EINVAL (as in
+ * Rust's OpenOptions): O_TRUNC with O_RDONLY or with O_APPEND, O_CREAT with O_RDONLY. */
 HANDOFF_API int handoff_open(handoff_pager *pager, const char *path, int flags, int mode);
 /* Closes it (pinned or not); reports an error kept from closing at an earlier eviction. */
 HANDOFF_API int handoff_close(handoff_pager *pager, int vfd);

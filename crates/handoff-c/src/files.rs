@@ -1,7 +1,10 @@
 //! The table of a pager's open virtual descriptors, by the number C code holds: `BASE` (2^30)
 //! plus an index, so that a virtual descriptor can never be mistaken for a real one (`read(2)`
-//! on it fails with `EBADF`). A closed number is reused as late as possible (the free list is
-//! first in, first out).
+//! on it fails with `EBADF`). A closed number is not handed out again before [`HELD_BACK`]
+//! other numbers have been closed after it (the free list is first in, first out, and only
+//! used once it is that long), so that a stale second `handoff_close` (or a read or write
+//! through a number kept after its close) fails with `EBADF` instead of reaching a file
+//! opened since, as the audit's quarantine does for real descriptors.
 
 use std::collections::VecDeque;
 use std::ffi::c_int;
@@ -13,6 +16,10 @@ use crate::errno::Errno;
 
 /// The first virtual descriptor's number.
 pub(crate) const BASE: c_int = 1 << 30;
+
+/// How many numbers closed after a closed one before it may be handed out again: at most this
+/// many empty slots (8 bytes each) are kept beyond the open files.
+const HELD_BACK: usize = 1024;
 
 /// One virtual descriptor.
 pub(crate) enum File {
@@ -55,16 +62,18 @@ impl Files {
     pub(crate) fn insert(&self, file: VirtualFile) -> Result<c_int, Errno> {
         let mut table = self.table_mut();
         let slot = Some(Arc::new(RwLock::new(File::Open(file))));
-        let index = match table.free.pop_front() {
-            Some(index) => {
-                table.slots[index] = slot;
-                index
+        let fresh_left = table.slots.len() < (c_int::MAX - BASE) as usize;
+        let index = if table.free.len() > HELD_BACK || !fresh_left {
+            match table.free.pop_front() {
+                Some(index) => {
+                    table.slots[index] = slot;
+                    index
+                }
+                None => return Err(Errno(libc::EMFILE)),
             }
-            None if table.slots.len() < (c_int::MAX - BASE) as usize => {
-                table.slots.push(slot);
-                table.slots.len() - 1
-            }
-            None => return Err(Errno(libc::EMFILE)),
+        } else {
+            table.slots.push(slot);
+            table.slots.len() - 1
         };
         Ok(BASE + index as c_int)
     }

@@ -60,6 +60,64 @@ fn double_close_names_both_closers_and_the_opener() {
     }
 }
 
+/// A double close of stderr: the audit's report file, opened while fd 2 is free, is closed
+/// again, so the program's second close still fails with `EBADF` and its writes to stderr do
+/// not land in the report (they did: the writer kept any report descriptor numbered 2 open).
+#[test]
+fn double_close_of_stderr_leaves_the_programs_results_alone() {
+    let binary = compile("stderr_closed");
+    let dir = tempfile::tempdir().unwrap();
+    let plain = native(&binary, &[], dir.path());
+    let expected = "second close(2): -1 Bad file descriptor\nwrite(2): -1 Bad file descriptor\n";
+    assert_eq!(String::from_utf8_lossy(&plain.stdout), expected);
+    for options in [&[][..], &["--quarantine", "0"]] {
+        let audit = audited(options, &binary, &[], dir.path());
+        assert_eq!(
+            String::from_utf8_lossy(&audit.output.stdout),
+            expected,
+            "{options:?}: {}",
+            audit.report
+        );
+        let kinds: Vec<_> = audit
+            .findings
+            .iter()
+            .map(|f| (f["kind"].as_str(), f["call"].as_str(), f["fd"].as_i64()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (Some("double_close"), Some("close"), Some(2)),
+                (Some("use_after_close"), Some("write"), Some(2))
+            ],
+            "{}",
+            audit.report
+        );
+    }
+}
+
+/// A pipe's two ends closed twice (closes 3, 4, 3, 4): both double closes are reported, the
+/// back-and-forth not taken for a close-all loop (it was, and both were retracted).
+#[test]
+fn a_pipe_closed_twice_is_not_taken_for_a_close_all_loop() {
+    let binary = compile("pipe_closed_twice");
+    let dir = tempfile::tempdir().unwrap();
+    for options in [&[][..], &["--quarantine", "0"]] {
+        let audit = audited(options, &binary, &[], dir.path());
+        assert_eq!(audit.output.stdout, b"done\n");
+        let kinds: Vec<_> = audit.findings.iter().map(|f| f["kind"].as_str()).collect();
+        assert_eq!(
+            kinds,
+            [Some("double_close"), Some("double_close")],
+            "{options:?}: {}",
+            audit.report
+        );
+        for f in &audit.findings {
+            assert!(names(f, "stack", "chan_close"), "{}", audit.report);
+            assert!(names(f, "previous", "chan_close"), "{}", audit.report);
+        }
+    }
+}
+
 #[test]
 fn stale_close_is_reported_and_the_victims_file_survives() {
     let binary = compile("stale_close");

@@ -66,6 +66,10 @@ pub struct AuditArgs {
 
 /// Runs the audit; `Err` is a message for the CLI to print (exit 1).
 pub fn run(args: AuditArgs) -> Result<ExitCode, String> {
+    // The report files are created before the program runs: one that cannot be written is
+    // refused now, not after a long run whose report and exit status it would lose.
+    let log_file = args.log_file.as_deref().map(create_report).transpose()?;
+    let json_file = args.json.as_deref().map(create_report).transpose()?;
     let library = install_library()?;
     let reports = tempfile::Builder::new()
         .prefix("handoff-audit-")
@@ -126,23 +130,33 @@ pub fn run(args: AuditArgs) -> Result<ExitCode, String> {
 
     let findings = collect(reports.path())?;
     let text = report::text(&findings);
-    match &args.log_file {
-        Some(path) => fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display()))?,
-        None => {
+    match (log_file, &args.log_file) {
+        (Some(mut file), Some(path)) => file
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))?,
+        _ => {
             let _ = std::io::stderr().write_all(text.as_bytes());
         }
     }
-    if let Some(path) = &args.json {
+    if let (Some(mut file), Some(path)) = (json_file, &args.json) {
         let mut body = serde_json::to_string_pretty(&report::json(&findings))
             .map_err(|e| format!("cannot format the JSON report: {e}"))?;
         body.push('\n');
-        fs::write(path, body).map_err(|e| format!("{}: {e}", path.display()))?;
+        file.write_all(body.as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
 
     if let (false, Some(code)) = (findings.is_empty(), args.error_exitcode) {
         return Ok(ExitCode::from(code));
     }
     Ok(ExitCode::from(exit_code(status)))
+}
+
+/// Creates (or empties) a report file (`--log-file`, `--json`), close-on-exec as every `File`,
+/// so the program never sees it.
+fn create_report(path: &Path) -> Result<fs::File, String> {
+    fs::File::create(path)
+        .map_err(|e| format!("cannot write the report to {}: {e}", path.display()))
 }
 
 /// Waits for the program. A SIGTERM or SIGHUP sent to `handoff audit` alone (`kill`,
