@@ -80,7 +80,7 @@ if x86_64-w64-mingw32-objdump -p "$out/pager_test.exe" "$out/handoff_c.dll" | gr
     x86_64-w64-mingw32-objdump -p "$out/pager_test.exe" "$out/handoff_c.dll" | grep -i "DLL Name" >&2
     exit 1
 fi
-for test in bulk errors threads; do
+for test in bulk errors threads stale; do
     dir=$(mktemp -d "$W/c-api.XXXXXX")
     count=$([ "$test" = bulk ] && echo 10000 || true)
     # shellcheck disable=SC2086
