@@ -16,7 +16,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use oracle::csv::parse;
+use oracle::csv::{joined, parse};
 use oracle::names::{decode, Decoded};
 use partition_support::stderr;
 
@@ -784,30 +784,6 @@ fn every_case_of_xsv_test_partition_gives_the_same_files() {
     );
 }
 
-/// The values as a CSV record writes them (`,` between, quoted when they hold `,`, `"`, `\r`
-/// or `\n`): what the hash of a cut name of several columns is taken of (README).
-fn csv_record(parts: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        if part.iter().any(|b| b",\"\r\n".contains(b)) {
-            out.push(b'"');
-            for &b in part {
-                if b == b'"' {
-                    out.push(b'"');
-                }
-                out.push(b);
-            }
-            out.push(b'"');
-        } else {
-            out.extend_from_slice(part);
-        }
-    }
-    out
-}
-
 /// Whether `encoded` (a hive value, or a flat name without its suffix) stands for `value`:
 /// decoded whole, or cut past 200 bytes with `~` and 16 hex digits of the SHA-256 of `hashed`.
 fn stands_for(
@@ -895,12 +871,12 @@ fn the_oracle_s_hostile_keys_in_two_columns_hive_and_flat() {
                     Ok(Decoded::Cut { .. }) | Err(_) => b"\0undecodable".to_vec(),
                 })
                 .collect();
-            csv_record(&parts)
+            joined(&parts)
         };
         let (key, expected) = want
             .iter()
             .find(|(key, _)| {
-                let record = csv_record(key);
+                let record = joined(key);
                 if stem.len() > 17 && stem[stem.len() - 17] == b'~' {
                     // Cut: the parts before the cut decode to a prefix of the record.
                     let cut = &stem[..stem.len() - 17];
@@ -914,7 +890,7 @@ fn the_oracle_s_hostile_keys_in_two_columns_hive_and_flat() {
                         })
                         .collect();
                     parts.push(percent_decoded(last));
-                    let prefix = csv_record(&parts);
+                    let prefix = joined(&parts);
                     let prefix = prefix.strip_suffix(b"\"").unwrap_or(&prefix);
                     record.starts_with(prefix)
                         && stem[stem.len() - 16..] == *oracle::names::hash16(&record).as_bytes()
