@@ -104,6 +104,13 @@ static TLS int run_step; /* +1 or -1: a loop goes one way (3, 4, 3, 4 is two cle
 static TLS int run_found;
 static TLS unsigned long run_ids[RUN_PROOF];
 static unsigned long finding_ids;
+/* The last finding made by an "is this number open?" (F_GETFD/F_GETFL) on a quarantined
+ * number, retracted if the next call puts a descriptor there with dup2/dup3: that is how bash
+ * saves a number before it reuses it (`exec 5>&-; exec 5>b`), a probe, not a use. Rust's std,
+ * in debug builds, asks the same before closing an OwnedFd and aborts on the answer: that
+ * finding stays (it was written at once). */
+static TLS int probe_fd = -1;
+static TLS unsigned long probe_id;
 
 /* ---- the real functions ------------------------------------------------------------- */
 
@@ -474,6 +481,21 @@ static void retract_run(void) {
     run_found = 0;
 }
 
+/* A probe's finding (see `probe_fd`), if the number `target` is the one probed by the call
+ * just before; the probe is forgotten either way. */
+static void retract_probe(int target) {
+    if (probe_fd == target && probe_id) {
+        struct buf b;
+        b.len = 0;
+        put(&b, "R\t");
+        put_num(&b, probe_id, 0);
+        put(&b, "\n");
+        write_record(&b);
+    }
+    probe_fd = -1;
+    probe_id = 0;
+}
+
 /* Fill a finding from a slot; call with the lock held. */
 static void describe(struct finding *f, const char *kind, int fd, const char *call,
                      const struct stack *now, const struct slot *s) {
@@ -660,7 +682,7 @@ static int opened(int hooked, int fd, const char *call, int owner_kind, const vo
 /* A call on an existing descriptor: a number we know closed is use after close; a
  * quarantined one must fail as a closed one would, without reaching the tombstone.
  * Returns 1 when the caller must fail with EBADF. */
-static int on_closed_number(int fd, const char *call) {
+static int on_closed_number(int fd, const char *call, int probe) {
     struct stack st;
     struct finding f;
     int report = 0, deny = 0;
@@ -678,24 +700,32 @@ static int on_closed_number(int fd, const char *call) {
     if (report)
         describe(&f, "use_after_close", fd, call, &st, s);
     unlock_table();
-    if (report)
+    if (report) {
+        if (probe) {
+            f.id = __atomic_add_fetch(&finding_ids, 1, __ATOMIC_RELAXED);
+            probe_fd = fd;
+            probe_id = f.id;
+        }
         emit(&f);
+    }
     return deny;
 }
 
 static inline int io_check(int fd, const char *call) {
     if (!ready || in_hook)
         return 0;
-    /* Any call between two closes means they were not a close-all loop. */
+    /* Any call between two closes means they were not a close-all loop, and a probe followed
+     * by anything but a dup2/dup3 onto its number was a use. */
     run_len = 0;
     last_close_fd = -2;
+    probe_fd = -1;
     if ((unsigned)fd >= MAX_FDS)
         return 0;
     unsigned char state = __atomic_load_n(&table[fd].state, __ATOMIC_RELAXED);
     if (__builtin_expect(state < S_CLOSED, 1))
         return 0;
     in_hook = 1;
-    int deny = state >= S_CLOSED ? on_closed_number(fd, call) : 0;
+    int deny = state >= S_CLOSED ? on_closed_number(fd, call, 0) : 0;
     in_hook = 0;
     if (deny)
         errno = EBADF;
@@ -837,21 +867,31 @@ static int dup_onto(int hooked, int r, int target, const char *call) {
     return r;
 }
 EXPORT int dup2(int fd, int target) {
+    int probed = probe_fd;
     if (io_check(fd, "dup2"))
         return -1;
     ENTER();
     int r = real_dup2()(fd, target);
     if (fd != target)
         dup_onto(hooked_, r, target, "dup2");
+    if (hooked_ && r == target) {
+        probe_fd = probed;
+        retract_probe(target);
+    }
     LEAVE();
     return r;
 }
 EXPORT int dup3(int fd, int target, int flags) {
+    int probed = probe_fd;
     if (io_check(fd, "dup3"))
         return -1;
     ENTER();
     int r = real_dup3()(fd, target, flags);
     dup_onto(hooked_, r, target, "dup3");
+    if (hooked_ && r == target) {
+        probe_fd = probed;
+        retract_probe(target);
+    }
     LEAVE();
     return r;
 }
@@ -864,7 +904,13 @@ static int do_fcntl(fcntl_fn real, int fd, int cmd, va_list ap) {
          * an OwnedFd before closing it: a use after close, answered as a closed number. */
         if ((unsigned)fd < MAX_FDS && ready && !in_hook &&
             __atomic_load_n(&table[fd].state, __ATOMIC_RELAXED) == S_TOMB) {
-            io_check(fd, "fcntl");
+            /* (As io_check: no close-all loop, no earlier probe, then this one's finding.) */
+            run_len = 0;
+            last_close_fd = -2;
+            probe_fd = -1;
+            in_hook = 1;
+            on_closed_number(fd, "fcntl", 1);
+            in_hook = 0;
             errno = EBADF;
             return -1;
         }
