@@ -371,3 +371,48 @@ fn sigterm_to_the_audit_ends_the_program_and_keeps_the_report() {
     assert_eq!(findings[0]["kind"], "double_close");
     assert!(String::from_utf8_lossy(&output.stderr).contains("1 finding"));
 }
+
+/// `handoff audit` killed by SIGKILL (no handler sees it) takes the program with it, as one
+/// process under valgrind would end, instead of leaving it running unaudited: the kernel's
+/// record of the program (`/proc/PID/stat`) shows it gone or a zombie soon after.
+#[test]
+fn sigkill_to_the_audit_ends_the_program_too() {
+    use std::io::BufRead;
+    let binary = compile("close_twice_then_wait");
+    let mut audit = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .arg("audit")
+        .arg("--")
+        .arg(&binary)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(audit.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let program: u32 = line.trim().parse().expect("the program's pid");
+    let running = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            // The state follows the command's closing parenthesis.
+            let state = stat.rsplit_once(") ").map(|(_, rest)| rest.as_bytes()[0]);
+            !matches!(state, Some(b'Z' | b'X'))
+        })
+    };
+    assert!(running(program), "the program is not running");
+    audit.kill().unwrap();
+    audit.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while running(program) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let alive = running(program);
+    if alive {
+        // SAFETY: kill with a pid read from the program itself, still running.
+        unsafe { libc::kill(program as libc::pid_t, libc::SIGKILL) };
+    }
+    assert!(
+        !alive,
+        "the program outlived handoff audit killed by SIGKILL"
+    );
+}

@@ -14,6 +14,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::AtomicBool;
@@ -98,6 +99,27 @@ pub fn run(args: AuditArgs) -> Result<ExitCode, String> {
         command.env(STACKS_VAR, "check");
     } else {
         command.env_remove(STACKS_VAR);
+    }
+
+    // Killed by SIGKILL (which no handler sees), `handoff audit` takes the program with it, as
+    // one process under valgrind would end: the kernel sends it SIGKILL when this thread is
+    // gone (`PR_SET_PDEATHSIG`). Otherwise it ran on, unaudited, its findings going to a
+    // directory no one would read. (That directory is left behind then: nothing is left to
+    // remove it.)
+    let parent = std::process::id();
+    // SAFETY: the closure runs between fork and exec, and makes only async-signal-safe calls
+    // (prctl, getppid, _exit), on no memory shared with the parent.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                // The parent was gone before the prctl: its signal would never come.
+                libc::_exit(128 + libc::SIGKILL);
+            }
+            Ok(())
+        });
     }
 
     // The terminal's ^C goes to the program; we stay to report what it found.
