@@ -481,10 +481,10 @@ static void retract_run(void) {
     run_found = 0;
 }
 
-/* A probe's finding (see `probe_fd`), if the number `target` is the one probed by the call
- * just before; the probe is forgotten either way. */
-static void retract_probe(int target) {
-    if (probe_fd == target && probe_id) {
+/* A probe's finding (see `probe_fd`), if the number `target` is `probed`, the one probed by
+ * the call just before (io_check, run since, forgets it); the probe is forgotten either way. */
+static void retract_probe(int probed, int target) {
+    if (probed == target && probe_id) {
         struct buf b;
         b.len = 0;
         put(&b, "R\t");
@@ -874,10 +874,8 @@ EXPORT int dup2(int fd, int target) {
     int r = real_dup2()(fd, target);
     if (fd != target)
         dup_onto(hooked_, r, target, "dup2");
-    if (hooked_ && r == target) {
-        probe_fd = probed;
-        retract_probe(target);
-    }
+    if (hooked_ && r == target)
+        retract_probe(probed, target);
     LEAVE();
     return r;
 }
@@ -888,10 +886,8 @@ EXPORT int dup3(int fd, int target, int flags) {
     ENTER();
     int r = real_dup3()(fd, target, flags);
     dup_onto(hooked_, r, target, "dup3");
-    if (hooked_ && r == target) {
-        probe_fd = probed;
-        retract_probe(target);
-    }
+    if (hooked_ && r == target)
+        retract_probe(probed, target);
     LEAVE();
     return r;
 }

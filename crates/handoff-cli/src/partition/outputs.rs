@@ -327,9 +327,10 @@ impl Outputs {
     }
 
     /// One key's records from the second half, after those held here (`found`: where the key
-    /// was when looked up, as [`Outputs::find_all`] gives it).
+    /// was when looked up, as [`Outputs::find_all`] gives it; a key not found then is new
+    /// still, the second half's keys being distinct).
     fn merge_part(&mut self, key: &[u8], found: Option<u32>, part: Part) -> Result<(), WriteError> {
-        let at = match found.or_else(|| self.slots.find(key)) {
+        let at = match found {
             Some(at) => at,
             None => self.new_output(key, 0)?,
         };

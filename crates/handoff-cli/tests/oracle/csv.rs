@@ -204,6 +204,18 @@ pub fn split(inputs: &[Vec<u8>], options: &Options) -> Expected {
     split_columns(inputs, options, std::slice::from_ref(&options.column))
 }
 
+/// Appends `value` as a quoted field: in `"`, each `"` doubled.
+pub fn quoted(value: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &c in value {
+        if c == b'"' {
+            out.push(b'"');
+        }
+        out.push(c);
+    }
+    out.push(b'"');
+}
+
 /// The key of several columns' `values`, as the oracle names it: the values written as a CSV
 /// record (README, "Several key columns": `,` between them, a value holding `,`, `"`, `\r` or
 /// `\n` quoted, `"` doubled), which is also what a cut name's hash is taken of. One value is
@@ -221,14 +233,7 @@ pub fn joined(values: &[Vec<u8>]) -> Vec<u8> {
             .iter()
             .any(|c| matches!(c, b',' | b'"' | b'\r' | b'\n'))
         {
-            key.push(b'"');
-            for &c in value {
-                if c == b'"' {
-                    key.push(b'"');
-                }
-                key.push(c);
-            }
-            key.push(b'"');
+            quoted(value, &mut key);
         } else {
             key.extend_from_slice(value);
         }

@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use super::csv::BOM;
+use super::csv::{quoted, BOM};
 
 /// A record terminator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,27 +419,17 @@ fn render_field(out: &mut Vec<u8>, field: &Field, delimiter: u8, alone: bool) ->
         || (alone && v.is_empty())
         // A value that begins with a BOM's bytes is not generated, but be safe.
         || v.starts_with(BOM);
-    let quoted = |out: &mut Vec<u8>| {
-        out.push(b'"');
-        for &c in v {
-            if c == b'"' {
-                out.push(b'"');
-            }
-            out.push(c);
-        }
-        out.push(b'"');
-    };
     match &field.enc {
         Enc::Plain if !must_quote => {
             out.extend_from_slice(v);
             v.clone()
         }
         Enc::Plain | Enc::Quoted => {
-            quoted(out);
+            quoted(v, out);
             v.clone()
         }
         Enc::Tail(tail) => {
-            quoted(out);
+            quoted(v, out);
             out.extend_from_slice(tail);
             let mut value = v.clone();
             value.extend_from_slice(tail);
