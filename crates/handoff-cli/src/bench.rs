@@ -103,6 +103,10 @@ pub fn run(command: BenchCommand) -> Result<(), String> {
         #[cfg(target_os = "linux")]
         BenchCommand::Audit(spec) => return crate::audit::bench::run(&spec),
     };
+    if !spec.generate_only {
+        // As `handoff partition` runs (the same seed gives the same input again).
+        partition::huge_pages::reexec_if_worth_it(spec.memory);
+    }
     let temp;
     let dir = match &spec.dir {
         Some(dir) => {

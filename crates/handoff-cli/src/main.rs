@@ -6,6 +6,7 @@
 //! Ctrl-Break / the console closing, a logoff or a shutdown) after writing every record read so
 //! far.
 
+mod allocator;
 #[cfg(target_os = "linux")]
 mod audit;
 mod bench;
@@ -20,6 +21,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use partition::{Job, Summary};
+
+#[global_allocator]
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 #[derive(Parser)]
 #[command(name = "handoff", version, about, long_about = None)]
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Partition(job) => {
+            partition::huge_pages::reexec_if_worth_it(job.memory);
             let signal = Arc::new(AtomicUsize::new(0));
             if let Err(error) = stop::install(&signal) {
                 eprintln!("handoff: {error}");

@@ -9,6 +9,7 @@
 
 pub mod display;
 pub mod halves;
+pub mod huge_pages;
 pub mod input;
 pub mod job;
 pub mod keyed;

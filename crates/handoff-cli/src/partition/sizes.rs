@@ -89,6 +89,18 @@ impl SizeClasses {
     }
 }
 
+/// A large buffer's capacity: `wanted` rounded up to whole huge pages, so that its memory is
+/// covered by huge pages to its end (see [`crate::allocator::HUGE_PAGE`]) and what may become
+/// resident is what `--memory` counts. A small one's: `wanted`.
+pub fn whole_huge_pages(wanted: usize) -> usize {
+    use crate::allocator::{HUGE_PAGE, LARGE};
+    if wanted >= LARGE {
+        wanted.next_multiple_of(HUGE_PAGE)
+    } else {
+        wanted
+    }
+}
+
 /// Appends `parts` to a key's buffer, growing it by half when it is full rather than doubling
 /// it (as `Vec` would): a buffer's unused room counts against `--memory` as much as its
 /// records do, and doubling leaves a third of it unused on average, a sixth this way. (A
@@ -97,7 +109,8 @@ impl SizeClasses {
 pub fn append(buf: &mut Vec<u8>, parts: &[&[u8]]) {
     let needed: usize = parts.iter().map(|part| part.len()).sum();
     if buf.capacity() - buf.len() < needed {
-        buf.reserve_exact(needed.max(buf.capacity() / 2));
+        let wanted = buf.len() + needed.max(buf.capacity() / 2);
+        buf.reserve_exact(whole_huge_pages(wanted) - buf.len());
     }
     for part in parts {
         // The BOM and the missing terminator are nearly always empty: no call for them.
