@@ -148,6 +148,33 @@ fn a_run_moves_onto_huge_pages_in_the_same_process_with_the_same_name() {
     assert_eq!(fs::read_dir(&out).unwrap().count(), 2);
 }
 
+/// Started through a symlink of another name, the process keeps that name (`comm`, what
+/// `ps` and `pgrep` match) once re-executed: the kernel takes it from the path executed,
+/// which must be the link's, not the binary's it resolves to.
+#[test]
+fn a_run_started_through_a_symlink_keeps_the_links_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("hf");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_handoff"), &link).unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(&link)
+        .args(["partition", "-q", "k"])
+        .arg(&out)
+        .env_remove("GLIBC_TUNABLES")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"k,v\na,1\n").unwrap();
+    let tunables = tunables_once_running(&child);
+    let comm = fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert!(tunables.is_some(), "re-executed");
+    assert_eq!(comm.trim(), "hf");
+    assert_eq!(fs::read(out.join("a.csv")).unwrap(), b"k,v\na,1\n");
+}
+
 /// A user's own `GLIBC_TUNABLES` is left as it is (and `GLIBC_TUNABLES=` turns huge pages
 /// off); a small `--memory` is not moved onto huge pages either.
 #[test]

@@ -6,9 +6,9 @@
 //! huge pages by the binary's allocator (`crate::allocator`); the many small ones live in
 //! glibc's heap, which glibc places on transparent huge pages (one fault per 2 MiB) only when
 //! `GLIBC_TUNABLES` asks, and its loader reads that before `main` and never again. So
-//! `partition` re-executes itself once: the same binary (by the path `/proc/self/exe` names,
-//! if the file there is still this one, so that the process keeps its name) with the same
-//! arguments and environment, plus `GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.top_pad=N`.
+//! `partition` re-executes itself once: the same binary (by the path it was
+//! started by, else the one `/proc/self/exe` names, if the file there is still this one, so
+//! that the process keeps its name) with the same arguments and environment, plus `GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.top_pad=N`.
 //! `hugetlb=1` makes malloc `madvise(MADV_HUGEPAGE)` what it takes from the kernel, and the
 //! padding makes it take whole huge pages' worth at a time. (The padding alone would also keep
 //! a large buffer inside the heap, grown by copying and leaving its old copies resident: that
@@ -67,21 +67,28 @@ fn reexec(memory: usize) {
     if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
         return;
     }
-    // The binary by its own path, so that the process keeps its name (`comm`, what `ps`
-    // and `pgrep` show, is the last part of the path executed: it would be `exe`). Not if
-    // the file there is no longer this binary (replaced while it ran).
-    let Ok(path) = std::env::current_exe() else {
-        return;
-    };
+    // The binary by the path it was started by, so that the process keeps its name (`comm`,
+    // what `ps` and `pgrep` show, is the last part of the path executed: through a symlink
+    // `hf`, it is `hf`, where `/proc/self/exe` would make it `handoff`, and executing that
+    // link itself would make it `exe`); else by the path `/proc/self/exe` names. Either only
+    // if the file there is still this binary (not replaced while it ran).
     let identity = |path: &std::path::Path| {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(path)
             .ok()
             .map(|meta| (meta.dev(), meta.ino()))
     };
-    if identity(&path).is_none() || identity(&path) != identity("/proc/self/exe".as_ref()) {
+    let this = identity("/proc/self/exe".as_ref());
+    if this.is_none() {
         return;
     }
+    let Some(path) = [started_by(), std::env::current_exe().ok()]
+        .into_iter()
+        .flatten()
+        .find(|path| identity(path) == this)
+    else {
+        return;
+    };
     let c_strings = |items: Vec<OsString>| -> Option<Vec<CString>> {
         items
             .into_iter()
@@ -120,6 +127,22 @@ fn reexec(memory: usize) {
     unsafe {
         libc::execve(path[0].as_ptr(), argv.as_ptr(), envp.as_ptr());
     }
+}
+
+/// The path this program was started by, as given to `execve` (`AT_EXECFN`; relative to the
+/// working directory, which nothing has changed yet), if the kernel passed it.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn started_by() -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: getauxval reads the auxiliary vector the kernel gave this process.
+    let name = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const libc::c_char;
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: AT_EXECFN points to a NUL-terminated string the kernel put on the initial
+    // stack, which lives as long as the process.
+    let name = unsafe { std::ffi::CStr::from_ptr(name) };
+    Some(std::ffi::OsStr::from_bytes(name.to_bytes()).into())
 }
 
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
