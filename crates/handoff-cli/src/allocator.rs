@@ -285,6 +285,68 @@ mod tests {
         unsafe { allocator.dealloc(ptr, layout) };
     }
 
+    /// Many large blocks side by side, grown and shrunk at random (in place where the kernel
+    /// can, else moved, or across the threshold): no block's bytes are lost or overwritten by
+    /// another's growth (a word naming the block at every 64 KiB, checked after every step).
+    #[test]
+    fn neighbouring_blocks_survive_each_others_growth() {
+        let allocator = Allocator;
+        const STRIDE: usize = 64 << 10;
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        let fill = |ptr: *mut u8, from: usize, to: usize, id: usize| {
+            for offset in (from.next_multiple_of(STRIDE)..to).step_by(STRIDE) {
+                // SAFETY: offset < to, within the block's size.
+                unsafe { ptr.add(offset).cast::<usize>().write_unaligned(id) };
+            }
+        };
+        let check = |ptr: *mut u8, size: usize, id: usize| {
+            for offset in (0..size).step_by(STRIDE) {
+                // SAFETY: offset < size, within the block.
+                let word = unsafe { ptr.add(offset).cast::<usize>().read_unaligned() };
+                assert_eq!(word, id, "block {id} at {offset} of {size}");
+            }
+        };
+        let mut blocks: Vec<(*mut u8, usize)> = (0..12)
+            .map(|id| {
+                let size = LARGE + next(2 * LARGE);
+                // SAFETY: a non-zero size.
+                let ptr = unsafe { allocator.alloc(Layout::from_size_align(size, 8).unwrap()) };
+                assert!(!ptr.is_null());
+                fill(ptr, 0, size, id);
+                (ptr, size)
+            })
+            .collect();
+        for _ in 0..300 {
+            let id = next(blocks.len());
+            let (ptr, size) = blocks[id];
+            let new_size = match next(4) {
+                0 => LARGE / 2 + next(LARGE),
+                1 => size + 1 + next(LARGE),
+                2 => LARGE + next(3 * LARGE),
+                _ => (size / 2).max(1),
+            };
+            let layout = Layout::from_size_align(size, 8).unwrap();
+            // SAFETY: allocated with `layout` by this allocator; new_size is non-zero.
+            let new = unsafe { allocator.realloc(ptr, layout, new_size) };
+            assert!(!new.is_null());
+            fill(new, size.min(new_size), new_size, id);
+            blocks[id] = (new, new_size);
+            for (other, &(ptr, size)) in blocks.iter().enumerate() {
+                check(ptr, size, other);
+            }
+        }
+        for (ptr, size) in blocks {
+            // SAFETY: allocated with this layout by this allocator.
+            unsafe { allocator.dealloc(ptr, Layout::from_size_align(size, 8).unwrap()) };
+        }
+    }
+
     #[test]
     fn a_zeroed_large_block_is_zero() {
         let layout = Layout::from_size_align(LARGE + 5, 8).unwrap();
