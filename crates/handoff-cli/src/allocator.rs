@@ -124,8 +124,8 @@ unsafe fn remap(ptr: *mut u8, old_len: usize, new_len: usize) -> *mut u8 {
         )
     };
     if moved == libc::MAP_FAILED {
-        // SAFETY: the target is still the mapping made above, used by nothing.
-        unsafe { libc::munmap(target as *mut libc::c_void, new_len) };
+        // The target is left mapped (address space only, never touched): the kernel may have
+        // unmapped it before failing, and another thread's new mapping may be there now.
         return std::ptr::null_mut();
     }
     moved.cast()

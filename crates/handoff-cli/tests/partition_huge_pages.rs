@@ -1,7 +1,8 @@
 //! `partition` re-executes itself once so that glibc puts its heap on transparent huge pages
 //! (`GLIBC_TUNABLES`, read only before `main`), and maps a large buffer on its own, advised
 //! onto huge pages. Checked by asking the kernel about the running process (`/proc/PID/...`):
-//! the same process (PID) keeps its name and its descriptors, its environment gains exactly
+//! the same process (PID) keeps its name and its standard input (a pipe written to before
+//! and after it re-executes), its environment gains exactly
 //! that tunable (or keeps the user's), its memory is advised and backed by huge pages; and the
 //! files hold exactly the input's records, split by the test itself.
 #![cfg(all(target_os = "linux", target_env = "gnu"))]

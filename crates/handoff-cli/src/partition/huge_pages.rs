@@ -103,16 +103,7 @@ fn reexec(memory: usize) {
     let Some(args) = c_strings(std::env::args_os().collect()) else {
         return;
     };
-    let mut environment: Vec<OsString> = std::env::vars_os()
-        .map(|(name, value)| {
-            let mut pair = name;
-            pair.push("=");
-            pair.push(value);
-            pair
-        })
-        .collect();
-    environment.push(format!("GLIBC_TUNABLES={}", tunables(memory)).into());
-    let Some(environment) = c_strings(environment) else {
+    let Ok(tunables) = CString::new(format!("GLIBC_TUNABLES={}", tunables(memory))) else {
         return;
     };
     let Some(path) = c_strings(vec![path.into_os_string()]) else {
@@ -125,7 +116,21 @@ fn reexec(memory: usize) {
             .chain(std::iter::once(std::ptr::null()))
             .collect()
     };
-    let (argv, envp) = (pointers(&args), pointers(&environment));
+    let argv = pointers(&args);
+    // The environment exactly as it is (`std::env::vars_os` would skip an entry without `=`),
+    // and the tunables after it.
+    let mut envp: Vec<*const libc::c_char> = Vec::new();
+    // SAFETY: `environ` is the process's NULL-terminated array of C strings; nothing changes
+    // it while this one thread (no other has started yet) reads it and executes.
+    unsafe {
+        let mut entry = libc::environ as *const *const libc::c_char;
+        while !(*entry).is_null() {
+            envp.push(*entry);
+            entry = entry.add(1);
+        }
+    }
+    envp.push(tunables.as_ptr());
+    envp.push(std::ptr::null());
     // SAFETY: the path and both arrays are NUL-terminated C strings that live across the
     // call, each array ends with a null pointer; execve returns only on failure, and then
     // nothing has changed.

@@ -91,10 +91,11 @@ impl SizeClasses {
 
 /// A large buffer's capacity: `wanted` rounded up to whole huge pages, so that its memory is
 /// covered by huge pages to its end (see [`crate::allocator::HUGE_PAGE`]) and what may become
-/// resident is what `--memory` counts. A small one's: `wanted`.
+/// resident is what `--memory` counts (Linux, where large buffers are mappings of their own).
+/// A small one's, or elsewhere: `wanted`.
 pub fn whole_huge_pages(wanted: usize) -> usize {
     use crate::allocator::{HUGE_PAGE, LARGE};
-    if wanted >= LARGE {
+    if cfg!(target_os = "linux") && wanted >= LARGE {
         wanted.next_multiple_of(HUGE_PAGE)
     } else {
         wanted
