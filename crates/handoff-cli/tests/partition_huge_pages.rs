@@ -295,3 +295,74 @@ fn the_heaps_padding_stays_within_the_memory_promise() {
         "peak RSS {peak_kib} KiB, over --memory 256M + 32 MiB"
     );
 }
+
+/// A file large enough to be parsed by two threads: the second half's glibc heap (a 64 MiB
+/// reservation at an address aligned to it, of which glibc makes accessible only what it
+/// uses, advising the first part onto huge pages itself) is grown once to most of it, and the
+/// rest advised too. The kernel then shows, right after a heap's first part (a mapping that
+/// starts on a 64 MiB boundary), an accessible mapping of 30 MiB or more with the `hg` flag.
+/// Without it, what glibc makes accessible later is not advised (no `hg`) and grows a little
+/// at a time. The files hold exactly the input's records.
+#[test]
+fn a_second_halfs_heap_is_grown_and_advised_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = b"k,v,p\n";
+    let records = records(600_000); // 41 MB: split (16 MiB or more)
+    let input = dir.path().join("in.csv");
+    fs::write(&input, [&header[..], &records].concat()).unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["partition", "-q", "k"])
+        .arg(&out)
+        .arg(&input)
+        .env_remove("GLIBC_TUNABLES")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    const HEAP_MAX_SIZE: usize = 64 << 20;
+    let mut grown = false;
+    while !grown && child.try_wait().unwrap().is_none() {
+        let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+        // (start, end, readable and writable) of each mapping, and whether it is advised.
+        let mut mappings: Vec<(usize, usize, bool, bool)> = Vec::new();
+        for line in smaps.lines() {
+            let mut words = line.split_whitespace();
+            if let Some((start, end)) = words.next().and_then(|range| range.split_once('-')) {
+                if let (Ok(start), Ok(end)) = (
+                    usize::from_str_radix(start, 16),
+                    usize::from_str_radix(end, 16),
+                ) {
+                    mappings.push((start, end, words.next() == Some("rw-p"), false));
+                    continue;
+                }
+            }
+            if let (Some(last), Some(flags)) = (mappings.last_mut(), line.strip_prefix("VmFlags:"))
+            {
+                last.3 = flags.split_whitespace().any(|flag| flag == "hg");
+            }
+        }
+        grown = mappings.windows(2).any(|pair| {
+            let ((first_start, first_end, ..), (start, end, writable, advised)) =
+                (pair[0], pair[1]);
+            first_start % HEAP_MAX_SIZE == 0
+                && first_end == start
+                && end <= first_start + HEAP_MAX_SIZE
+                && end - start >= 30 << 20
+                && writable
+                && advised
+        });
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(
+        grown,
+        "no thread heap grown and advised past its first part was seen"
+    );
+    for key in [&b"a"[..], b"b"] {
+        let name = format!("{}.csv", String::from_utf8_lossy(key));
+        assert!(
+            fs::read(out.join(&name)).unwrap() == expected(header, &records, key),
+            "{name} differs from the input's records"
+        );
+    }
+}

@@ -151,6 +151,7 @@ pub fn start(plan: Plan, from: u64, len: u64) -> Option<SecondHalf> {
     let thread: JoinHandle<Option<Half>> = std::thread::Builder::new()
         .name("second half".into())
         .spawn(move || {
+            super::huge_pages::grow_this_threads_heap();
             let half = parse(&plan, start, &shared);
             // Cancelled: its records will not be taken, its memory is freed now.
             (!shared.cancel.load(Ordering::Relaxed)).then_some(half)
