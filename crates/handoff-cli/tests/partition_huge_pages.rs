@@ -33,6 +33,17 @@ fn expected(header: &[u8], records: &[u8], key: &[u8]) -> Vec<u8> {
     file
 }
 
+/// Asserts that OUT holds `a.csv` and `b.csv`, each exactly what [`expected`] says.
+fn assert_files_hold(out: &std::path::Path, header: &[u8], records: &[u8]) {
+    for key in [&b"a"[..], b"b"] {
+        let name = format!("{}.csv", String::from_utf8_lossy(key));
+        assert!(
+            fs::read(out.join(&name)).unwrap() == expected(header, records, key),
+            "{name} differs from the input's records"
+        );
+    }
+}
+
 /// `handoff partition -q [ARGS] k OUT` reading its stdin from this test, with `environment`.
 fn spawn(out: &std::path::Path, args: &[&str], environment: Option<&str>) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
@@ -142,13 +153,7 @@ fn a_run_moves_onto_huge_pages_in_the_same_process_with_the_same_name() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
     let all = [first, second].concat();
-    for key in [&b"a"[..], b"b"] {
-        let name = format!("{}.csv", String::from_utf8_lossy(key));
-        assert!(
-            fs::read(out.join(&name)).unwrap() == expected(header, &all, key),
-            "{name} differs from the input's records"
-        );
-    }
+    assert_files_hold(&out, header, &all);
     assert_eq!(fs::read_dir(&out).unwrap().count(), 2);
 }
 
@@ -175,13 +180,7 @@ fn a_large_buffer_is_advised_by_the_allocator_without_the_tunables() {
         advised_kib >= 12_288,
         "only {advised_kib} KiB advised onto huge pages:\n{rollup}"
     );
-    for key in [&b"a"[..], b"b"] {
-        let name = format!("{}.csv", String::from_utf8_lossy(key));
-        assert!(
-            fs::read(out.join(&name)).unwrap() == expected(header, &records, key),
-            "{name} differs from the input's records"
-        );
-    }
+    assert_files_hold(&out, header, &records);
 }
 
 /// Started through a symlink of another name, the process keeps that name (`comm`, what
@@ -358,11 +357,5 @@ fn a_second_halfs_heap_is_grown_and_advised_whole() {
         grown,
         "no thread heap grown and advised past its first part was seen"
     );
-    for key in [&b"a"[..], b"b"] {
-        let name = format!("{}.csv", String::from_utf8_lossy(key));
-        assert!(
-            fs::read(out.join(&name)).unwrap() == expected(header, &records, key),
-            "{name} differs from the input's records"
-        );
-    }
+    assert_files_hold(&out, header, &records);
 }
