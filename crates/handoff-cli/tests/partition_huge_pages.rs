@@ -44,8 +44,9 @@ fn assert_files_hold(out: &std::path::Path, header: &[u8], records: &[u8]) {
     }
 }
 
-/// `handoff partition -q [ARGS] k OUT` reading its stdin from this test, with `environment`.
-fn spawn(out: &std::path::Path, args: &[&str], environment: Option<&str>) -> Child {
+/// `handoff partition -q [ARGS] k OUT`, with `GLIBC_TUNABLES` set to `environment` (removed
+/// with `None`).
+fn command(out: &std::path::Path, args: &[&str], environment: Option<&str>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
     command
         .args(["partition", "-q"])
@@ -56,7 +57,15 @@ fn spawn(out: &std::path::Path, args: &[&str], environment: Option<&str>) -> Chi
     if let Some(value) = environment {
         command.env("GLIBC_TUNABLES", value);
     }
-    command.stdin(Stdio::piped()).spawn().unwrap()
+    command
+}
+
+/// [`command`] reading its stdin from this test.
+fn spawn(out: &std::path::Path, args: &[&str], environment: Option<&str>) -> Child {
+    command(out, args, environment)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// Waits until the process has started a second thread (partition's reader: past the point
@@ -258,11 +267,8 @@ fn the_heaps_padding_stays_within_the_memory_promise() {
     }
     file.into_inner().unwrap().sync_all().unwrap();
     let out = dir.path().join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .args(["partition", "-q", "--memory", "256M", "k"])
-        .arg(&out)
+    let mut child = command(&out, &["--memory", "256M"], None)
         .arg(&input)
-        .env_remove("GLIBC_TUNABLES")
         .spawn()
         .unwrap();
     let pid = child.id();
@@ -310,13 +316,7 @@ fn a_second_halfs_heap_is_grown_and_advised_whole() {
     let input = dir.path().join("in.csv");
     fs::write(&input, [&header[..], &records].concat()).unwrap();
     let out = dir.path().join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .args(["partition", "-q", "k"])
-        .arg(&out)
-        .arg(&input)
-        .env_remove("GLIBC_TUNABLES")
-        .spawn()
-        .unwrap();
+    let mut child = command(&out, &[], None).arg(&input).spawn().unwrap();
     let pid = child.id();
     const HEAP_MAX_SIZE: usize = 64 << 20;
     let mut grown = false;
