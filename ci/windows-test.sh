@@ -56,6 +56,19 @@ __declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE p, SIZE_T n) {
 C
     x86_64-w64-mingw32-gcc -O2 -shared -s -o "$stub" "$W/bcryptprimitives.c" -ladvapi32
 fi
+
+# One wineserver for the whole run, never shutting down between processes. Debian's wrapper
+# (/usr/bin/wineserver) starts it with -p0: it begins its shutdown the moment the last Windows
+# process exits, and a test binary that cargo starts in that instant is already connected, not
+# yet counted, and killed two seconds later by the shutdown's kill_all_processes. It dies before
+# printing a line, with only "wine client error:0: recvmsg: Connection reset by peer" (three
+# times in some thirty CI runs, each time on a different test binary). `-p` (no timeout) comes
+# after the wrapper's -p0 and wins. First wait for the server wineboot started to finish its
+# own shutdown (a second server on the prefix would be refused). The trap kills the server and
+# the Wine services it keeps, which hold the CI log's pipe while they live.
+wineserver -w
+wineserver -p </dev/null >"$W/wineserver.log" 2>&1
+trap 'wineserver -k 2>/dev/null || true' EXIT
 echo "[windows] toolchain and prefix ready at ${SECONDS}s"
 
 # 4. Build (warnings are errors, as on Unix) and test the library. One test thread: the C
