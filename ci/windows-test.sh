@@ -35,7 +35,9 @@ export WINEPREFIX=$W/prefix WINEDEBUG=-all
 # No Mono/Gecko prompts; a crash on any thread is a non-zero exit (Wine's default handler may
 # otherwise exit 0).
 export WINEDLLOVERRIDES="mscoree,mshtml=;winedbg.exe=d"
-export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+# Every Windows program starts once the last one's server has exited (see ci/wine-run.sh).
+wine_run=$PWD/ci/wine-run.sh
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$wine_run
 # The pager's model test: fewer cases under Wine, where every file operation is slower.
 export HANDOFF_MODEL_CASES=${HANDOFF_MODEL_CASES:-1000}
 
@@ -57,18 +59,6 @@ C
     x86_64-w64-mingw32-gcc -O2 -shared -s -o "$stub" "$W/bcryptprimitives.c" -ladvapi32
 fi
 
-# One wineserver for the whole run, never shutting down between processes. Debian's wrapper
-# (/usr/bin/wineserver) starts it with -p0: it begins its shutdown the moment the last Windows
-# process exits, and a test binary that cargo starts in that instant is already connected, not
-# yet counted, and killed two seconds later by the shutdown's kill_all_processes. It dies before
-# printing a line, with only "wine client error:0: recvmsg: Connection reset by peer" (three
-# times in some thirty CI runs, each time on a different test binary). `-p` (no timeout) comes
-# after the wrapper's -p0 and wins. First wait for the server wineboot started to finish its
-# own shutdown (a second server on the prefix would be refused). The trap kills the server and
-# the Wine services it keeps, which hold the CI log's pipe while they live.
-wineserver -w
-wineserver -p </dev/null >"$W/wineserver.log" 2>&1
-trap 'wineserver -k 2>/dev/null || true' EXIT
 echo "[windows] toolchain and prefix ready at ${SECONDS}s"
 
 # 4. Build (warnings are errors, as on Unix) and test the library. One test thread: the C
@@ -97,7 +87,7 @@ for test in bulk errors threads stale; do
     dir=$(mktemp -d "$W/c-api.XXXXXX")
     count=$([ "$test" = bulk ] && echo 10000 || true)
     # shellcheck disable=SC2086
-    (cd "$out" && wine ./pager_test.exe "$test" "$(winepath -w "$dir")" $count)
+    (cd "$out" && "$wine_run" ./pager_test.exe "$test" "$("$wine_run" winepath -w "$dir")" $count)
     rm -rf "$dir"
 done
 echo "[windows] C API tests passed under Wine at ${SECONDS}s"
@@ -112,15 +102,15 @@ echo "[windows] C API tests passed under Wine at ${SECONDS}s"
 #    handlers of SetConsoleCtrlHandler): exit 130, only the whole records, all of them.
 RUSTFLAGS="-D warnings" cargo test -Zbuild-std --target "$T" -p handoff-cli --bin handoff \
     --test partition --test partition_safety -- --test-threads=1
-exe=$(winepath -w "$out/handoff.exe")
+exe=$("$wine_run" winepath -w "$out/handoff.exe")
 dir=$(mktemp -d "$W/partition.XXXXXX")
 python3 ci/partition_oracle.py generate "$dir/in.csv" 36000 5000 1
 started=$SECONDS
-(cd "$dir" && wine "$exe" partition --max-open 64 key out in.csv)
+(cd "$dir" && "$wine_run" "$exe" partition --max-open 64 key out in.csv)
 echo "[windows] partition: 5,000 files in $((SECONDS - started)) s under Wine"
 python3 ci/partition_oracle.py check "$dir/in.csv" "$dir/out"
 rm -rf "$dir"
 dir=$(mktemp -d "$W/partition.XXXXXX")
-python3 ci/partition_oracle.py interrupt "$dir" wine "$exe"
+python3 ci/partition_oracle.py interrupt "$dir" "$wine_run" "$exe"
 rm -rf "$dir"
 echo "[windows] partition tests passed under Wine at ${SECONDS}s"
