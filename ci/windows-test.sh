@@ -58,7 +58,6 @@ __declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE p, SIZE_T n) {
 C
     x86_64-w64-mingw32-gcc -O2 -shared -s -o "$stub" "$W/bcryptprimitives.c" -ladvapi32
 fi
-
 echo "[windows] toolchain and prefix ready at ${SECONDS}s"
 
 # 4. Build (warnings are errors, as on Unix) and test the library. One test thread: the C
