@@ -1085,3 +1085,88 @@ fn a_second_half_holding_more_than_the_keys_leave_is_dropped() {
         },
     );
 }
+
+/// `HANDOFF_PARTITION_PHASES=1` tells on standard error when each phase of a split run ended,
+/// in order, none later than the wall time the test itself measured around the process; the
+/// files are still the reference's, and with the variable unset (or `0`) a quiet run says
+/// nothing.
+#[test]
+fn the_phases_report_of_a_split_run() {
+    let mut input = b"k,v\n".to_vec();
+    for i in 0..5_000u32 {
+        input.extend(format!("k{},{}\n", i * 13 % 101, "v".repeat((i % 40) as usize)).bytes());
+    }
+    let expected = split(&[input.clone()], &options(false, None));
+    for phases in [Some("1"), Some("0"), None] {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("in.csv"), &input).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+        command
+            .current_dir(dir.path())
+            .env("HANDOFF_PARTITION_SPLIT_MIN", "1")
+            .env_remove("HANDOFF_PARTITION_PHASES")
+            .args(["partition", "-q", "k", "out", "in.csv"]);
+        if let Some(value) = phases {
+            command.env("HANDOFF_PARTITION_PHASES", value);
+        }
+        let started = std::time::Instant::now();
+        let output = command.output().unwrap();
+        let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        judge_files(
+            &listing(&dir.path().join("out")).unwrap(),
+            &expected,
+            "{}.csv",
+            Strictness::Exact,
+        )
+        .unwrap();
+        if phases != Some("1") {
+            assert_eq!(stderr, "", "{phases:?}");
+            continue;
+        }
+        let line = stderr
+            .strip_prefix("handoff partition phases (ms since the run began): ")
+            .and_then(|line| line.strip_suffix('\n'))
+            .unwrap_or_else(|| panic!("no phases line: {stderr:?}"));
+        let told: Vec<(f64, &str)> = line
+            .split("; ")
+            .map(|phase| {
+                let (ms, name) = phase.split_once(' ').unwrap();
+                (ms.parse().unwrap(), name)
+            })
+            .collect();
+        let mut names: Vec<&str> = told.iter().map(|&(_, name)| name).collect();
+        assert!(
+            told.windows(2).all(|pair| pair[0].0 <= pair[1].0),
+            "not in order: {line}"
+        );
+        assert!(
+            told.last().unwrap().0 <= wall_ms,
+            "{line}, wall {wall_ms} ms"
+        );
+        // The two halves end in either order; the rest in this one.
+        names.sort_by_key(|name| name.contains("half parsed"));
+        assert_eq!(
+            names,
+            [
+                "split",
+                "merged",
+                "writing",
+                "written",
+                "first half parsed",
+                "second half parsed"
+            ],
+            "{line}"
+        );
+        assert_eq!(told[0].1, "split", "{line}");
+        assert_eq!(
+            told[told.len() - 3..]
+                .iter()
+                .map(|&(_, name)| name)
+                .collect::<Vec<_>>(),
+            ["merged", "writing", "written"],
+            "{line}"
+        );
+    }
+}

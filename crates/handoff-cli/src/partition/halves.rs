@@ -25,6 +25,7 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use super::input::ReadAt;
 use super::keyed::Keyed;
@@ -78,6 +79,8 @@ pub struct Half {
     pub last_terminator: Option<&'static [u8]>,
     /// It took every record to the end of the input.
     pub ended: bool,
+    /// When its parser ended (see [`super::phases`]).
+    pub parsed_at: Instant,
 }
 
 /// What the second half's parser needs to know.
@@ -152,7 +155,8 @@ pub fn start(plan: Plan, from: u64, len: u64) -> Option<SecondHalf> {
         .name("second half".into())
         .spawn(move || {
             super::huge_pages::grow_this_threads_heap();
-            let half = parse(&plan, start, &shared);
+            let mut half = parse(&plan, start, &shared);
+            half.parsed_at = Instant::now();
             // Cancelled: its records will not be taken, its memory is freed now.
             (!shared.cancel.load(Ordering::Relaxed)).then_some(half)
         })
@@ -299,6 +303,7 @@ fn parse(plan: &Plan, start: u64, shared: &Shared) -> Half {
         lines: 0,
         last_terminator: None,
         ended: false,
+        parsed_at: Instant::now(),
     };
     let prefix = |key: &[u8]| -> usize {
         plan.prefix_length.map_or(key.len(), |n| {

@@ -22,6 +22,7 @@ pub mod outdir;
 #[path = "outdir_windows.rs"]
 pub mod outdir;
 pub mod outputs;
+pub mod phases;
 pub mod records;
 pub mod sizes;
 pub mod writer;
@@ -45,6 +46,7 @@ use job::LayoutKind;
 use layout::Layout;
 use outdir::{Existing, Identity, Outdir, OutdirError};
 use outputs::{Header, Outputs, WriteError};
+use phases::Phases;
 use records::{SplitError, Splitter};
 
 /// How a run ended, for the summary.
@@ -345,6 +347,8 @@ struct Feed<'a> {
     /// by a second half still running (for the progress).
     read_elsewhere: u64,
     second_read: Option<Arc<AtomicU64>>,
+    /// When each phase ended (see [`phases`]).
+    phases: Phases,
 }
 
 impl Feed<'_> {
@@ -539,8 +543,10 @@ impl Feed<'_> {
         let Some(half) = self.second_half(splitter, &file, len) else {
             return self.records(splitter, name, Until::End).map(drop);
         };
+        self.phases.ended("split");
         self.second_read = Some(Arc::clone(&half.read));
         let reached = self.records(splitter, name, Until::SecondHalf(&half));
+        self.phases.ended("first half parsed");
         self.second_read = None;
         let taken = match reached {
             Ok(Reached::SecondHalf) => half.join(false),
@@ -563,7 +569,9 @@ impl Feed<'_> {
             self.outputs.lend(None);
             return self.records(splitter, name, Until::End).map(drop);
         };
+        self.phases.ended_at("second half parsed", taken.parsed_at);
         self.take_second_half(splitter, taken, &file, len)?;
+        self.phases.ended("merged");
         self.records(splitter, name, Until::End).map(drop)
     }
 
@@ -827,14 +835,20 @@ fn finish(feed: Feed<'_>, stop: Option<Stop>, started: Instant) -> Result<Summar
         outputs,
         mut summary,
         mut progress,
+        mut phases,
         ..
     } = feed;
     let bookkeeping = outputs.bookkeeping();
     if bookkeeping > job.memory {
         summary.bookkeeping_over = Some(bookkeeping);
     }
+    phases.ended("writing");
     progress.writing(outputs.keys());
     let finished = outputs.finish();
+    phases.ended("written");
+    if let Some(report) = phases.report() {
+        eprintln!("{report}");
+    }
     summary.files = finished.files;
     summary.written = finished.records_written;
     summary.bytes_written = finished.bytes_written;
@@ -885,6 +899,7 @@ pub fn run(job: &Job, signal: &Arc<AtomicUsize>) -> Result<Summary, Failure> {
         progress: Progress::new(job.quiet, total_size(&inputs)),
         read_elsewhere: 0,
         second_read: None,
+        phases: Phases::from_env(started),
     };
     let stop = feed.all(&inputs).err();
     finish(feed, stop, started)
