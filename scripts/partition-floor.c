@@ -1,10 +1,14 @@
 // The file-creation floor for `handoff partition` (issue #12): creates every file of SRCDIR
 // again in DSTDIR (O_CREAT | O_EXCL | O_NOFOLLOW), writes its bytes, closes it; the bytes are
-// read into memory first, untimed. Prints the timed seconds. Used by scripts/partition-ratios.sh.
+// read into memory first, untimed. Prints the timed seconds. Used by scripts/partition-ratios.sh
+// (one thread: the floor of the issue) and scripts/partition-phases.sh (two threads, taking
+// the files in turn: what handoff's end, written by two threads, is compared with).
 //
-//   cc -O2 -o /tmp/partition-floor scripts/partition-floor.c && /tmp/partition-floor SRCDIR DSTDIR
+//   cc -O2 -pthread -o /tmp/partition-floor scripts/partition-floor.c
+//   /tmp/partition-floor SRCDIR DSTDIR [THREADS]
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +16,24 @@
 #include <time.h>
 #include <unistd.h>
 struct f { char name[256]; char *data; size_t len; };
+static struct f *fs;
+static size_t n, threads = 1;
+static int dst;
+// Thread `t` creates and writes files t, t + threads, t + 2 * threads, ...
+static void *create(void *arg) {
+  for (size_t i = (size_t)arg; i < n; i += threads) {
+    int fd = openat(dst, fs[i].name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0666);
+    if (fd < 0 || write(fd, fs[i].data, fs[i].len) != (ssize_t)fs[i].len) { perror("w"); exit(1); }
+    close(fd);
+  }
+  return NULL;
+}
 int main(int argc, char **argv) {
-  DIR *d = opendir(argv[1]); struct dirent *e; size_t n = 0, cap = 1024;
-  struct f *fs = malloc(cap * sizeof *fs);
+  if (argc < 3) { fprintf(stderr, "usage: %s SRCDIR DSTDIR [THREADS]\n", argv[0]); return 2; }
+  if (argc > 3 && (threads = strtoul(argv[3], NULL, 10)) < 1) threads = 1;
+  DIR *d = opendir(argv[1]); struct dirent *e; size_t cap = 1024;
+  if (!d) { perror(argv[1]); return 1; }
+  fs = malloc(cap * sizeof *fs);
   int src = dirfd(d);
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.') continue;
@@ -25,13 +44,12 @@ int main(int argc, char **argv) {
     if (read(fd, fs[n].data, st.st_size) != st.st_size) return 1;
     close(fd); n++;
   }
-  mkdir(argv[2], 0777); int dst = open(argv[2], O_RDONLY | O_DIRECTORY);
+  mkdir(argv[2], 0777); dst = open(argv[2], O_RDONLY | O_DIRECTORY);
+  pthread_t *others = calloc(threads, sizeof *others);
   struct timespec a, b; clock_gettime(CLOCK_MONOTONIC, &a);
-  for (size_t i = 0; i < n; i++) {
-    int fd = openat(dst, fs[i].name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0666);
-    if (fd < 0 || write(fd, fs[i].data, fs[i].len) != (ssize_t)fs[i].len) { perror("w"); return 1; }
-    close(fd);
-  }
+  for (size_t t = 1; t < threads; t++) pthread_create(&others[t], NULL, create, (void *)t);
+  create((void *)0);
+  for (size_t t = 1; t < threads; t++) pthread_join(others[t], NULL);
   clock_gettime(CLOCK_MONOTONIC, &b);
   printf("%zu files: %.3f s\n", n, (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9);
   return 0;

@@ -15,7 +15,7 @@ H=$PWD/target/release/handoff
 cargo build -q --release -p handoff-cli
 mkdir -p "$W"
 FLOOR=$W/floor
-cc -O2 -o "$FLOOR" scripts/partition-floor.c
+cc -O2 -pthread -o "$FLOOR" scripts/partition-floor.c
 gen() { [ -f "$W/$1/input.csv" ] || "$H" bench partition --generate-only --dir "$W/$1" "${@:2}" 2>/dev/null; }
 gen z50k --lines 2000000 --keys 50000
 gen u5k --lines 2000000 --keys 5000 --distribution uniform

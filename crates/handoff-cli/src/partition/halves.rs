@@ -107,6 +107,8 @@ pub struct Plan {
 pub struct SecondHalf {
     /// Where it starts: the guess.
     pub start: u64,
+    /// When its thread was started (see [`super::phases`]).
+    pub started_at: Instant,
     cancel: Arc<AtomicBool>,
     /// Bytes of the input it has parsed so far (for the progress).
     pub read: Arc<AtomicU64>,
@@ -151,6 +153,7 @@ pub fn start(plan: Plan, from: u64, len: u64) -> Option<SecondHalf> {
         read: Arc::clone(&read),
         held: Arc::clone(&held),
     };
+    let started_at = Instant::now();
     let thread: JoinHandle<Option<Half>> = std::thread::Builder::new()
         .name("second half".into())
         .spawn(move || {
@@ -163,6 +166,7 @@ pub fn start(plan: Plan, from: u64, len: u64) -> Option<SecondHalf> {
         .ok()?;
     Some(SecondHalf {
         start,
+        started_at,
         cancel,
         read,
         held,

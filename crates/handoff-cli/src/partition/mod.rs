@@ -543,7 +543,7 @@ impl Feed<'_> {
         let Some(half) = self.second_half(splitter, &file, len) else {
             return self.records(splitter, name, Until::End).map(drop);
         };
-        self.phases.ended("split");
+        self.phases.ended_at("split", half.started_at);
         self.second_read = Some(Arc::clone(&half.read));
         let reached = self.records(splitter, name, Until::SecondHalf(&half));
         self.phases.ended("first half parsed");
