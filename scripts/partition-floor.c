@@ -23,14 +23,18 @@ static int dst;
 static void *create(void *arg) {
   for (size_t i = (size_t)arg; i < n; i += threads) {
     int fd = openat(dst, fs[i].name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0666);
-    if (fd < 0 || write(fd, fs[i].data, fs[i].len) != (ssize_t)fs[i].len) { perror("w"); exit(1); }
+    if (fd < 0 || write(fd, fs[i].data, fs[i].len) != (ssize_t)fs[i].len) { perror(fs[i].name); _exit(1); }
     close(fd);
   }
   return NULL;
 }
 int main(int argc, char **argv) {
-  if (argc < 3) { fprintf(stderr, "usage: %s SRCDIR DSTDIR [THREADS]\n", argv[0]); return 2; }
-  if (argc > 3 && (threads = strtoul(argv[3], NULL, 10)) < 1) threads = 1;
+  char *end = NULL;
+  if (argc > 3) threads = strtoul(argv[3], &end, 10);
+  if (argc < 3 || argc > 4 || (end && *end) || threads < 1 || threads > 64) {
+    fprintf(stderr, "usage: %s SRCDIR DSTDIR [THREADS: 1 to 64, default 1]\n", argv[0]);
+    return 2;
+  }
   DIR *d = opendir(argv[1]); struct dirent *e; size_t cap = 1024;
   if (!d) { perror(argv[1]); return 1; }
   fs = malloc(cap * sizeof *fs);
@@ -45,9 +49,11 @@ int main(int argc, char **argv) {
     close(fd); n++;
   }
   mkdir(argv[2], 0777); dst = open(argv[2], O_RDONLY | O_DIRECTORY);
-  pthread_t *others = calloc(threads, sizeof *others);
+  if (dst < 0) { perror(argv[2]); return 1; }
+  pthread_t others[64];
   struct timespec a, b; clock_gettime(CLOCK_MONOTONIC, &a);
-  for (size_t t = 1; t < threads; t++) pthread_create(&others[t], NULL, create, (void *)t);
+  for (size_t t = 1; t < threads; t++)
+    if (pthread_create(&others[t], NULL, create, (void *)t)) { fprintf(stderr, "no thread\n"); return 1; }
   create((void *)0);
   for (size_t t = 1; t < threads; t++) pthread_join(others[t], NULL);
   clock_gettime(CLOCK_MONOTONIC, &b);

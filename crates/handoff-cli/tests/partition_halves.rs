@@ -113,18 +113,6 @@ fn run_keyed(dir: &Path, args: &[&str], key: &Key, inputs: &[&str], split: bool)
     }
 }
 
-/// `handoff partition` to be run in a new directory holding `input` as `in.csv`, every input
-/// split however small (the directory goes when the first is dropped).
-fn split_command(input: &[u8]) -> (tempfile::TempDir, Command) {
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("in.csv"), input).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
-    command
-        .current_dir(dir.path())
-        .env("HANDOFF_PARTITION_SPLIT_MIN", "1");
-    (dir, command)
-}
-
 /// Judges a run against the reference: exit code, the summary's counts, the failing
 /// input:line, every file byte for byte (a whole-record prefix where the run must fail on a
 /// malformed record).
@@ -753,8 +741,13 @@ fn a_failed_write_of_a_key_in_two_parts_leaves_whole_records() {
         whole * 9 / 10,
     ] {
         for memory in ["256M", memory.as_str()] {
-            let (dir, mut command) = split_command(&input);
-            command.args(["partition", "--memory", memory, "k", "out", "in.csv"]);
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join("in.csv"), &input).unwrap();
+            let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+            command
+                .current_dir(dir.path())
+                .env("HANDOFF_PARTITION_SPLIT_MIN", "1")
+                .args(["partition", "--memory", memory, "k", "out", "in.csv"]);
             let limit = limit as u64;
             file_size_limited(&mut command, limit);
             let output = command.output().unwrap();
@@ -1093,85 +1086,137 @@ fn a_second_half_holding_more_than_the_keys_leave_is_dropped() {
     );
 }
 
-/// `HANDOFF_PARTITION_PHASES=1` tells on standard error when each phase of a split run ended,
-/// in order, none later than the wall time the test itself measured around the process; the
-/// files are still the reference's, and with the variable unset (or `0`) a quiet run says
-/// nothing.
+/// The phases a run of `handoff partition -q k out IN…` told with `HANDOFF_PARTITION_PHASES`
+/// set to `value` (`None`: unset), every input split however small if `split_all`, in the order
+/// told, each with its time; `None` if it told none. The run must succeed and give the
+/// reference's files, its phases be in order and none later than the wall time measured here
+/// around the process.
+fn phases_of(
+    inputs: &[Vec<u8>],
+    split_all: bool,
+    value: Option<&str>,
+) -> Option<Vec<(f64, String)>> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut names = Vec::new();
+    for (at, input) in inputs.iter().enumerate() {
+        let name = format!("in{at}.csv");
+        fs::write(dir.path().join(&name), input).unwrap();
+        names.push(name);
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+    command
+        .current_dir(dir.path())
+        .env_remove("HANDOFF_PARTITION_PHASES")
+        .env_remove("HANDOFF_PARTITION_SPLIT_MIN")
+        .args(["partition", "-q", "k", "out"])
+        .args(&names);
+    if split_all {
+        command.env("HANDOFF_PARTITION_SPLIT_MIN", "1");
+    }
+    if let Some(value) = value {
+        command.env("HANDOFF_PARTITION_PHASES", value);
+    }
+    let started = std::time::Instant::now();
+    let output = command.output().unwrap();
+    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    judge_files(
+        &listing(&dir.path().join("out")).unwrap(),
+        &split(inputs, &options(false, None)),
+        "{}.csv",
+        Strictness::Exact,
+    )
+    .unwrap();
+    if stderr.is_empty() {
+        return None;
+    }
+    let line = stderr
+        .strip_prefix("handoff partition phases (ms since the run began): ")
+        .and_then(|line| line.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("not a phases line: {stderr:?}"));
+    let told: Vec<(f64, String)> = line
+        .split("; ")
+        .map(|phase| {
+            let (ms, name) = phase.split_once(' ').unwrap();
+            (ms.parse().unwrap(), name.to_owned())
+        })
+        .collect();
+    assert!(
+        told.windows(2).all(|pair| pair[0].0 <= pair[1].0),
+        "not in order: {line}"
+    );
+    assert!(
+        told.last().unwrap().0 <= wall_ms,
+        "{line}, wall {wall_ms} ms"
+    );
+    Some(told)
+}
+
+/// The names of `told`, those of `input` (`None`: the run's own), the two halves' ends
+/// (either may come first) sorted.
+fn names_of(told: &[(f64, String)], input: Option<usize>) -> Vec<String> {
+    let suffix = input.map(|n| format!(" (input {n})")).unwrap_or_default();
+    let mut names: Vec<String> = told
+        .iter()
+        .filter_map(|(_, name)| match input {
+            Some(_) => name.strip_suffix(&suffix).map(str::to_owned),
+            None => (!name.ends_with(')')).then(|| name.clone()),
+        })
+        .collect();
+    if let Some(at) = names.iter().position(|name| name.ends_with(" half parsed")) {
+        if names
+            .get(at + 1)
+            .is_some_and(|next| next.ends_with(" half parsed"))
+        {
+            names[at..at + 2].sort_unstable();
+        }
+    }
+    names
+}
+
+/// `HANDOFF_PARTITION_PHASES=1` tells on standard error when each phase ended, in order
+/// (see [`phases_of`]): a split run's split, both halves, the merge, the end of reading and of
+/// writing; a second half dropped (its guess inside a quoted field) as such; a run that does
+/// not split only the last two; several inputs each by its number. With the variable unset
+/// or `0`, a quiet run says nothing. Every run's files are the reference's.
 #[test]
-fn the_phases_report_of_a_split_run() {
+fn the_phases_report() {
     let mut input = b"k,v\n".to_vec();
     for i in 0..5_000u32 {
         input.extend(format!("k{},{}\n", i * 13 % 101, "v".repeat((i % 40) as usize)).bytes());
     }
-    let expected = split(&[input.clone()], &options(false, None));
-    for phases in [Some("1"), Some("0"), None] {
-        let (dir, mut command) = split_command(&input);
-        command.env_remove("HANDOFF_PARTITION_PHASES").args([
-            "partition",
-            "-q",
-            "k",
-            "out",
-            "in.csv",
-        ]);
-        if let Some(value) = phases {
-            command.env("HANDOFF_PARTITION_PHASES", value);
-        }
-        let started = std::time::Instant::now();
-        let output = command.output().unwrap();
-        let wall_ms = started.elapsed().as_secs_f64() * 1e3;
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(output.status.code(), Some(0), "{stderr}");
-        judge_files(
-            &listing(&dir.path().join("out")).unwrap(),
-            &expected,
-            "{}.csv",
-            Strictness::Exact,
-        )
-        .unwrap();
-        if phases != Some("1") {
-            assert_eq!(stderr, "", "{phases:?}");
-            continue;
-        }
-        let line = stderr
-            .strip_prefix("handoff partition phases (ms since the run began): ")
-            .and_then(|line| line.strip_suffix('\n'))
-            .unwrap_or_else(|| panic!("no phases line: {stderr:?}"));
-        let told: Vec<(f64, &str)> = line
-            .split("; ")
-            .map(|phase| {
-                let (ms, name) = phase.split_once(' ').unwrap();
-                (ms.parse().unwrap(), name)
-            })
-            .collect();
-        assert!(
-            told.windows(2).all(|pair| pair[0].0 <= pair[1].0),
-            "not in order: {line}"
-        );
-        assert!(
-            told.last().unwrap().0 <= wall_ms,
-            "{line}, wall {wall_ms} ms"
-        );
-        // The two halves end in either order, after the split and before the merge; the rest
-        // in this order.
-        let (mut halves, others): (Vec<&str>, Vec<&str>) = told
-            .iter()
-            .map(|&(_, name)| name)
-            .partition(|name| name.ends_with(" half parsed"));
-        halves.sort_unstable();
-        assert_eq!(
-            halves,
-            ["first half parsed", "second half parsed"],
-            "{line}"
-        );
-        assert_eq!(others, ["split", "merged", "writing", "written"], "{line}");
-        assert_eq!(told[0].1, "split", "{line}");
-        assert_eq!(
-            told[told.len() - 3..]
-                .iter()
-                .map(|&(_, name)| name)
-                .collect::<Vec<_>>(),
-            ["merged", "writing", "written"],
-            "{line}"
-        );
+    let split_run = ["split", "first half parsed", "second half parsed", "merged"];
+    let told = phases_of(std::slice::from_ref(&input), true, Some("1")).unwrap();
+    assert_eq!(
+        names_of(&told, None),
+        [&split_run[..], &["writing", "written"]].concat(),
+        "{told:?}"
+    );
+    for value in [Some("0"), None] {
+        assert_eq!(phases_of(std::slice::from_ref(&input), true, value), None);
     }
+    let told = phases_of(std::slice::from_ref(&input), false, Some("1")).unwrap();
+    assert_eq!(names_of(&told, None), ["writing", "written"], "{told:?}");
+
+    // A quoted field over the middle: the second half starts inside it, and is dropped.
+    let mut quoted = b"k,v\na,\"".to_vec();
+    quoted.extend(b"x\n".repeat(1_000));
+    quoted.extend(b"\"\nb,1\n");
+    let told = phases_of(std::slice::from_ref(&quoted), true, Some("1")).unwrap();
+    assert_eq!(
+        names_of(&told, None),
+        ["split", "second half dropped", "writing", "written"],
+        "{told:?}"
+    );
+
+    let told = phases_of(&[input.clone(), quoted, input], true, Some("1")).unwrap();
+    for (number, want) in [
+        (1, &split_run[..]),
+        (2, &["split", "second half dropped"][..]),
+        (3, &split_run[..]),
+    ] {
+        assert_eq!(names_of(&told, Some(number)), want, "{told:?}");
+    }
+    assert_eq!(names_of(&told, None), ["writing", "written"], "{told:?}");
 }

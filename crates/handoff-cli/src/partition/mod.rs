@@ -546,26 +546,31 @@ impl Feed<'_> {
         self.phases.ended_at("split", half.started_at);
         self.second_read = Some(Arc::clone(&half.read));
         let reached = self.records(splitter, name, Until::SecondHalf(&half));
-        self.phases.ended("first half parsed");
         self.second_read = None;
         let taken = match reached {
-            Ok(Reached::SecondHalf) => half.join(false),
+            Ok(Reached::SecondHalf) => {
+                self.phases.ended("first half parsed");
+                half.join(false)
+            }
             Ok(Reached::WrongGuess | Reached::PastBudget) => {
                 // Stopped and dropped now: what it holds is freed (it may have stopped
                 // already, its buffers kept in its thread's result until joined), before
                 // its share is given back to this thread, which reads on alone.
+                self.phases.ended("second half dropped");
                 self.drop_second_half(half);
                 os::return_freed_memory();
                 return self.records(splitter, name, Until::End).map(drop);
             }
             other => {
                 // The end or a stop: the second half is dropped.
+                self.phases.ended("second half dropped");
                 self.drop_second_half(half);
                 return other.map(drop);
             }
         };
         let Some(taken) = taken else {
             // Its thread failed: this one reads on from where the second half began.
+            self.phases.ended("second half failed");
             self.outputs.lend(None);
             return self.records(splitter, name, Until::End).map(drop);
         };
@@ -792,7 +797,10 @@ impl Feed<'_> {
         if self.job.no_headers {
             self.columns = column_indexes(self.job)?;
         }
-        for path in inputs {
+        for (number, path) in inputs.iter().enumerate() {
+            if inputs.len() > 1 {
+                self.phases.set_input(Some(number + 1));
+            }
             let name = display_name(path);
             let Opened { mut splitter, file } = self.open(path)?;
             self.read_elsewhere = 0;
@@ -842,19 +850,21 @@ fn finish(feed: Feed<'_>, stop: Option<Stop>, started: Instant) -> Result<Summar
     if bookkeeping > job.memory {
         summary.bookkeeping_over = Some(bookkeeping);
     }
+    phases.set_input(None);
     phases.ended("writing");
     progress.writing(outputs.keys());
     let finished = outputs.finish();
     phases.ended("written");
-    if let Some(report) = phases.report() {
-        eprintln!("{report}");
-    }
     summary.files = finished.files;
     summary.written = finished.records_written;
     summary.bytes_written = finished.bytes_written;
     summary.pager = finished.pager;
     summary.elapsed = started.elapsed();
     progress.finish();
+    // (After the progress line is gone, so as not to be drawn over.)
+    if let Some(report) = phases.report() {
+        eprintln!("{report}");
+    }
     let mut failure = match stop {
         None => None,
         Some(Stop::Signal(signal)) => {
