@@ -5,6 +5,10 @@
 # length of each phase over the rounds (± its standard error), and of the floors.
 #
 #   bash scripts/partition-phases.sh [N (default 15)] [WORKDIR on tmpfs]
+#
+# Needs cc and python3. WORKDIR (default /dev/shm/handoff-ratios, shared with
+# partition-ratios.sh) keeps the generated input (153 MB) for the next time; the copies made
+# from it (about 900 MB) are removed at the end.
 set -euo pipefail
 N=${1:-15}
 W=${2:-/dev/shm/handoff-ratios}
@@ -32,6 +36,7 @@ for _ in $(seq "$N"); do
     echo "$one|$two|$phases" >> "$log"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+rm -rf "$W/out" "$W/dst" "$W/src50k"
 python3 - "$log" <<'PY'
 import re, statistics, sys
 rows = []

@@ -1177,9 +1177,10 @@ fn names_of(told: &[(f64, String)], input: Option<usize>) -> Vec<String> {
 
 /// `HANDOFF_PARTITION_PHASES=1` tells on standard error when each phase ended, in order
 /// (see [`phases_of`]): a split run's split, both halves, the merge, the end of reading and of
-/// writing; a second half dropped (its guess inside a quoted field) as such; a run that does
-/// not split only the last two; several inputs each by its number. With the variable unset
-/// or `0`, a quiet run says nothing. Every run's files are the reference's.
+/// writing; the rest read by the main thread after a second half that stopped early; a second
+/// half dropped (its guess inside a quoted field) as such; a run that does
+/// not split only the last two; several inputs each by its number. Set, even empty, it is on;
+/// unset or `0`, a quiet run says nothing. Every run's files are the reference's.
 #[test]
 fn the_phases_report() {
     let mut input = b"k,v\n".to_vec();
@@ -1196,8 +1197,20 @@ fn the_phases_report() {
     for value in [Some("0"), None] {
         assert_eq!(phases_of(std::slice::from_ref(&input), true, value), None);
     }
+    // Set, even empty, it is on.
+    assert!(phases_of(std::slice::from_ref(&input), true, Some("")).is_some());
     let told = phases_of(std::slice::from_ref(&input), false, Some("1")).unwrap();
     assert_eq!(names_of(&told, None), ["writing", "written"], "{told:?}");
+
+    // An unterminated last record: the second half stops before it, the main thread reads it.
+    let mut unterminated = input.clone();
+    unterminated.extend(b"k7,last");
+    let told = phases_of(&[unterminated], true, Some("1")).unwrap();
+    assert_eq!(
+        names_of(&told, None),
+        [&split_run[..], &["rest parsed", "writing", "written"]].concat(),
+        "{told:?}"
+    );
 
     // A quoted field over the middle: the second half starts inside it, and is dropped.
     let mut quoted = b"k,v\na,\"".to_vec();

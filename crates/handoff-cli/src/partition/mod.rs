@@ -575,9 +575,14 @@ impl Feed<'_> {
             return self.records(splitter, name, Until::End).map(drop);
         };
         self.phases.ended_at("second half parsed", taken.parsed_at);
+        let ended = taken.ended;
         self.take_second_half(splitter, taken, &file, len)?;
         self.phases.ended("merged");
-        self.records(splitter, name, Until::End).map(drop)
+        let rest = self.records(splitter, name, Until::End).map(drop);
+        if !ended && rest.is_ok() {
+            self.phases.ended("rest parsed");
+        }
+        rest
     }
 
     /// Stops `half` and frees what it holds (its records are not taken), then gives its share

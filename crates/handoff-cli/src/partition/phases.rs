@@ -1,6 +1,6 @@
 //! Where a run's time goes, told on standard error when `HANDOFF_PARTITION_PHASES` is set (to
-//! anything but `0`), once the run is over: the time since the run began at which each phase
-//! ended, in that order, so that the figures of issue #12's notes can be taken again without a
+//! anything but `0`, even empty), once the run is over, whether it succeeded, failed or was
+//! stopped: the time since the run began at which each phase ended, in the order they ended, so that the figures of issue #12's notes can be taken again without a
 //! profiler.
 //!
 //! ```text
@@ -10,16 +10,19 @@
 //!
 //! - `split`: a second half's parser was started (see [`super::halves`]);
 //! - `second half parsed`: its thread ended; `first half parsed`: the main thread reached
-//!   where it begins; `merged`: its records were taken;
-//! - or, instead of those three, `second half dropped` (the main thread's record ran on past
-//!   where it begins, its memory was needed, or the input ended or the run stopped first) or
-//!   `second half failed` (its thread did), and the main thread read on alone;
+//!   where it begins; `merged`: its records were taken; `rest parsed`: the second half had
+//!   stopped early (its share of memory was used, or a record it cannot take: see
+//!   [`super::halves`]), and the main thread read the rest of the input from there;
+//! - or, instead of those, `second half dropped` (the main thread's record ran on past where
+//!   it begins, or its memory was needed: the main thread reads on alone; or the run stopped
+//!   first, a signal or an error) or `second half failed` (its thread did: the main thread
+//!   reads on alone);
 //! - `writing`: reading ended: every input was read, or a signal or an error stopped it; the
 //!   rest of the time is the writing of what the buffers hold then;
 //! - `written`: every file was closed.
 //!
 //! A run that does not split has only the last two. With several inputs, an input's phases
-//! name it by its number: `split (input 2)`. The clock starts after the start-up (arguments,
+//! name it by its number (`split (input 2)`); an input that does not split has none. The clock starts after the start-up (arguments,
 //! the re-execution that sets the allocator's tunables: see [`super::huge_pages`]).
 
 use std::fmt::Write as _;
