@@ -1,7 +1,7 @@
 //! Where a run's time goes, told on standard error when `HANDOFF_PARTITION_PHASES` is set (to
 //! anything but `0`, even empty), once the run is over, whether it succeeded, failed or was
-//! stopped: the time since the run began at which each phase ended, in the order they ended, so that the figures of issue #12's notes can be taken again without a
-//! profiler.
+//! stopped: the time since the run began at which each phase ended, in the order they ended, so
+//! that the figures of issue #12's notes can be taken again without a profiler.
 //!
 //! ```text
 //! handoff partition phases (ms since the run began): 2.4 split; 399.1 second half parsed;
@@ -21,9 +21,10 @@
 //!   rest of the time is the writing of what the buffers hold then;
 //! - `written`: every file was closed.
 //!
-//! A run that does not split has only the last two. With several inputs, an input's phases
-//! name it by its number (`split (input 2)`); an input that does not split has none. The clock starts after the start-up (arguments,
-//! the re-execution that sets the allocator's tunables: see [`super::huge_pages`]).
+//! A run that does not split has only the last two. With several inputs, an input's phases name
+//! it by its number (`split (input 2)`); an input that does not split has none. The clock
+//! starts after the start-up (arguments, the re-execution that sets the allocator's tunables:
+//! see [`super::huge_pages`]).
 
 use std::fmt::Write as _;
 use std::time::Instant;
