@@ -93,6 +93,19 @@ impl Key {
 
 /// [`run`] keyed on `key`.
 fn run_keyed(dir: &Path, args: &[&str], key: &Key, inputs: &[&str], split: bool) -> Ran {
+    run_keyed_env(dir, args, key, inputs, split, &[]).0
+}
+
+/// [`run_keyed`] with the variables of `env` set (`None`: removed), and the process's wall
+/// time, in ms, measured here.
+fn run_keyed_env(
+    dir: &Path,
+    args: &[&str],
+    key: &Key,
+    inputs: &[&str],
+    split: bool,
+    env: &[(&str, Option<&str>)],
+) -> (Ran, f64) {
     let out = dir.join("out");
     let column = key.arg.as_str();
     let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
@@ -105,12 +118,21 @@ fn run_keyed(dir: &Path, args: &[&str], key: &Key, inputs: &[&str], split: bool)
     if split {
         command.env("HANDOFF_PARTITION_SPLIT_MIN", "1");
     }
+    for &(name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let started = std::time::Instant::now();
     let output = command.output().unwrap();
-    Ran {
+    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    let ran = Ran {
         code: output.status.code(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         out,
-    }
+    };
+    (ran, wall_ms)
 }
 
 /// Judges a run against the reference: exit code, the summary's counts, the failing
@@ -1103,26 +1125,23 @@ fn phases_of(
         fs::write(dir.path().join(&name), input).unwrap();
         names.push(name);
     }
-    let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
-    command
-        .current_dir(dir.path())
-        .env_remove("HANDOFF_PARTITION_PHASES")
-        .env_remove("HANDOFF_PARTITION_SPLIT_MIN")
-        .args(["partition", "-q", "k", "out"])
-        .args(&names);
-    if split_all {
-        command.env("HANDOFF_PARTITION_SPLIT_MIN", "1");
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut env = vec![("HANDOFF_PARTITION_PHASES", value)];
+    if !split_all {
+        env.push(("HANDOFF_PARTITION_SPLIT_MIN", None));
     }
-    if let Some(value) = value {
-        command.env("HANDOFF_PARTITION_PHASES", value);
-    }
-    let started = std::time::Instant::now();
-    let output = command.output().unwrap();
-    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let (ran, wall_ms) = run_keyed_env(
+        dir.path(),
+        &["-q"],
+        &Key::names(&["k"]),
+        &names,
+        split_all,
+        &env,
+    );
+    let stderr = ran.stderr;
+    assert_eq!(ran.code, Some(0), "{stderr}");
     judge_files(
-        &listing(&dir.path().join("out")).unwrap(),
+        &listing(&ran.out).unwrap(),
         &split(inputs, &options(false, None)),
         "{}.csv",
         Strictness::Exact,

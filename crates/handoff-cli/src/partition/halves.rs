@@ -79,8 +79,6 @@ pub struct Half {
     pub last_terminator: Option<&'static [u8]>,
     /// It took every record to the end of the input.
     pub ended: bool,
-    /// When its parser ended (see [`super::phases`]).
-    pub parsed_at: Instant,
 }
 
 /// What the second half's parser needs to know.
@@ -115,7 +113,8 @@ pub struct SecondHalf {
     /// The memory it holds: its buffers, and what it has read and not yet parsed (taken off
     /// the main thread's budget meanwhile).
     pub held: Arc<AtomicUsize>,
-    thread: JoinHandle<Option<Half>>,
+    /// What it found, and when its parser ended (see [`super::phases`]).
+    thread: JoinHandle<Option<(Half, Instant)>>,
 }
 
 /// Whether an input of `len` bytes, `from` of which are parsed, is worth splitting.
@@ -154,14 +153,14 @@ pub fn start(plan: Plan, from: u64, len: u64) -> Option<SecondHalf> {
         held: Arc::clone(&held),
     };
     let started_at = Instant::now();
-    let thread: JoinHandle<Option<Half>> = std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("second half".into())
         .spawn(move || {
             super::huge_pages::grow_this_threads_heap();
-            let mut half = parse(&plan, start, &shared);
-            half.parsed_at = Instant::now();
+            let half = parse(&plan, start, &shared);
+            let parsed_at = Instant::now();
             // Cancelled: its records will not be taken, its memory is freed now.
-            (!shared.cancel.load(Ordering::Relaxed)).then_some(half)
+            (!shared.cancel.load(Ordering::Relaxed)).then_some((half, parsed_at))
         })
         .ok()?;
     Some(SecondHalf {
@@ -180,9 +179,9 @@ impl SecondHalf {
         self.cancel.store(true, Ordering::Relaxed);
     }
 
-    /// What it found (`None` if it was cancelled, or its thread failed); with `cancel`, it is
-    /// told to stop first.
-    pub fn join(self, cancel: bool) -> Option<Half> {
+    /// What it found and when its parser ended (`None` if it was cancelled, or its thread
+    /// failed); with `cancel`, it is told to stop first.
+    pub fn join(self, cancel: bool) -> Option<(Half, Instant)> {
         if cancel {
             self.cancel();
         }
@@ -307,7 +306,6 @@ fn parse(plan: &Plan, start: u64, shared: &Shared) -> Half {
         lines: 0,
         last_terminator: None,
         ended: false,
-        parsed_at: Instant::now(),
     };
     let prefix = |key: &[u8]| -> usize {
         plan.prefix_length.map_or(key.len(), |n| {

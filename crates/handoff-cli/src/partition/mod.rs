@@ -568,13 +568,13 @@ impl Feed<'_> {
                 return other.map(drop);
             }
         };
-        let Some(taken) = taken else {
+        let Some((taken, parsed_at)) = taken else {
             // Its thread failed: this one reads on from where the second half began.
             self.phases.ended("second half failed");
             self.outputs.lend(None);
             return self.records(splitter, name, Until::End).map(drop);
         };
-        self.phases.ended_at("second half parsed", taken.parsed_at);
+        self.phases.ended_at("second half parsed", parsed_at);
         let ended = taken.ended;
         self.take_second_half(splitter, taken, &file, len)?;
         self.phases.ended("merged");
