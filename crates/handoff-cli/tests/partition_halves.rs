@@ -338,12 +338,23 @@ fn no_headers_the_guess_after_the_first_record() {
 /// started a second half: `strace -f` sees a thread name itself "second half" (`prctl`), which
 /// is the binary's own doing but no account of it: the kernel's record of what ran.
 fn second_half_started(dir: &Path, args: &[&str], column: &str) -> (Ran, bool) {
+    second_half_started_env(dir, args, column, &[])
+}
+
+/// [`second_half_started`] with the variables of `env` set.
+fn second_half_started_env(
+    dir: &Path,
+    args: &[&str],
+    column: &str,
+    env: &[(&str, &str)],
+) -> (Ran, bool) {
     let log = dir.join("strace.log");
     let out = dir.join("out");
     let _ = fs::remove_dir_all(&out);
     let output = Command::new("strace")
         .current_dir(dir)
         .env("HANDOFF_PARTITION_SPLIT_MIN", "1")
+        .envs(env.iter().copied())
         .args(["-f", "-qq", "-s", "32", "-e", "trace=prctl", "-o"])
         .arg(&log)
         .arg(env!("CARGO_BIN_EXE_handoff"))
@@ -1251,4 +1262,48 @@ fn the_phases_report() {
         assert_eq!(names_of(&told, Some(number)), want, "{told:?}");
     }
     assert_eq!(names_of(&told, None), ["writing", "written"], "{told:?}");
+}
+
+/// The report tells a split exactly when the kernel saw a thread name itself "second half"
+/// (`strace`'s record of `prctl`, the oracle): a second half taken, one dropped (its guess
+/// inside a quoted field), and none started (no line break within the 1 MiB searched past
+/// the middle).
+#[test]
+fn the_phases_report_tells_a_split_when_the_kernel_saw_one() {
+    let mut taken = b"k,v\n".to_vec();
+    for i in 0..5_000u32 {
+        taken.extend(format!("k{},{}\n", i % 101, "v".repeat((i % 40) as usize)).bytes());
+    }
+    let mut dropped = b"k,v\na,\"".to_vec();
+    dropped.extend(b"x\n".repeat(1_000));
+    dropped.extend(b"\"\nb,1\n");
+    let mut none = b"k,v\na,".to_vec();
+    none.extend(vec![b'x'; 3 << 20]);
+    none.extend(b"\nb,1\n");
+    for (input, splits) in [(taken, true), (dropped, true), (none, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("in.csv"), &input).unwrap();
+        let (ran, seen) = second_half_started_env(
+            dir.path(),
+            &["-q"],
+            "k",
+            &[("HANDOFF_PARTITION_PHASES", "1")],
+        );
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        let told = ran.stderr.contains(" split;");
+        assert!(
+            ran.stderr
+                .starts_with("handoff partition phases (ms since the run began): "),
+            "{}",
+            ran.stderr
+        );
+        assert_eq!((told, seen), (splits, splits), "{}", ran.stderr);
+        judge_files(
+            &listing(&ran.out).unwrap(),
+            &split(&[input], &options(false, None)),
+            "{}.csv",
+            Strictness::Exact,
+        )
+        .unwrap();
+    }
 }
